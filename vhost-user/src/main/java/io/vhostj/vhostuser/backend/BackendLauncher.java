@@ -1,0 +1,45 @@
+package io.vhostj.vhostuser.backend;
+
+import java.util.concurrent.TimeUnit;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import io.vhostj.vhostuser.device.VirtioDevice;
+import io.vhostj.vhostuser.sys.NativeException;
+
+/** Runs a device on the socket the options name until SIGTERM/SIGINT; returns an exit code. */
+public final class BackendLauncher {
+    private BackendLauncher() {
+    }
+
+    public static int run(BackendOptions options, VirtioDevice device) {
+        Logger log = LoggerFactory.getLogger(BackendLauncher.class);
+        VhostUserBackend backend = new VhostUserBackend(device, TimeUnit.MICROSECONDS.toNanos(options.pollMicros));
+        VhostUserServer server;
+        try {
+            server = options.socketPath != null
+                    ? VhostUserServer.listen(backend, options.socketPath)
+                    : VhostUserServer.adopt(backend, options.fd);
+        } catch (NativeException e) {
+            log.error("cannot serve {}: {}", options.socketPath != null ? options.socketPath : "fd " + options.fd,
+                    e.getMessage());
+            return 1;
+        }
+        Thread main = Thread.currentThread();
+        Thread hook = new Thread(() -> {
+            log.info("{}: shutting down", device.name());
+            server.close();
+            try {
+                main.join(5000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "vhostj-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        server.run();
+        server.release();
+        log.info("{}: stopped", device.name());
+        return 0;
+    }
+}

@@ -1,0 +1,55 @@
+package io.vhostj.vhostuser.backend;
+
+import java.nio.file.Path;
+
+import picocli.CommandLine.Option;
+
+/** Command-line options every vhostj backend shares (vhost-user.json's conventions first). */
+public final class BackendOptions {
+    @Option(names = "--socket-path", paramLabel = "PATH",
+            description = "Listen for the frontend (QEMU) on this Unix socket.")
+    public Path socketPath;
+
+    @Option(names = "--fd", paramLabel = "FD",
+            description = "Serve an inherited socket: a listening one (accept connections) or a connected one "
+                    + "(serve it, then exit).")
+    public Integer fd;
+
+    @Option(names = "--poll-us", paramLabel = "US", defaultValue = "50",
+            description = "Busy-poll a queue this long after its last request before sleeping on the kick "
+                    + "eventfd; 0 = interrupt mode. Default: ${DEFAULT-VALUE}.")
+    public long pollMicros;
+
+    @Option(names = "--print-capabilities",
+            description = "Print the vhost-user.json capabilities of this backend and exit.")
+    public boolean printCapabilities;
+
+    @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "info",
+            description = "error, warn, info, debug or trace. Default: ${DEFAULT-VALUE}.")
+    public String logLevel;
+
+    /** Must run before any logger exists: slf4j-simple reads its level once. */
+    public void applyLogLevel() {
+        String level = logLevel.toLowerCase(java.util.Locale.ROOT);
+        if (!level.matches("error|warn|info|debug|trace|off")) {
+            throw new IllegalArgumentException("--log-level: unknown level '" + logLevel + "'");
+        }
+        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", level);
+        System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
+        System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
+        System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+    }
+
+    /** Checks that exactly one way of reaching the frontend was given. */
+    public void validate() {
+        if ((socketPath == null) == (fd == null)) {
+            throw new IllegalArgumentException("give exactly one of --socket-path PATH or --fd FD");
+        }
+        if (pollMicros < 0) {
+            throw new IllegalArgumentException("--poll-us must be 0 or more");
+        }
+        if (fd != null && fd < 0) {
+            throw new IllegalArgumentException("--fd must be a descriptor number");
+        }
+    }
+}

@@ -1,0 +1,69 @@
+package io.vhostj.vhostuser.sys;
+
+import jnr.ffi.annotations.SaveError;
+
+/**
+ * The libc calls vhostj makes, bound through jnr-ffi. Pointers are passed as raw {@code long}
+ * addresses (x86_64 LP64: C {@code long} and pointers are 64-bit) so callers can hand over guest
+ * memory or direct buffers without marshalling. Only {@link Native} touches this interface.
+ */
+@SaveError
+public interface LibC {
+    int close(int fd);
+
+    long read(int fd, long buf, long count);
+
+    long write(int fd, long buf, long count);
+
+    long pread(int fd, long buf, long count, long offset);
+
+    long pwrite(int fd, long buf, long count, long offset);
+
+    long preadv(int fd, long iov, int iovcnt, long offset);
+
+    long pwritev(int fd, long iov, int iovcnt, long offset);
+
+    int socket(int domain, int type, int protocol);
+
+    int bind(int fd, long addr, int addrlen);
+
+    int listen(int fd, int backlog);
+
+    int accept4(int fd, long addr, long addrlen, int flags);
+
+    int connect(int fd, long addr, int addrlen);
+
+    int shutdown(int fd, int how);
+
+    long sendmsg(int fd, long msghdr, int flags);
+
+    long recvmsg(int fd, long msghdr, int flags);
+
+    int getsockopt(int fd, int level, int optname, long optval, long optlen);
+
+    int eventfd(int initval, int flags);
+
+    long mmap(long addr, long length, int prot, int flags, int fd, long offset);
+
+    int munmap(long addr, long length);
+
+    int memfd_create(String name, int flags);
+
+    int ftruncate(int fd, long length);
+
+    int fallocate(int fd, int mode, long offset, long len);
+
+    int fdatasync(int fd);
+
+    int open(String path, int flags, int mode);
+
+    int poll(long fds, long nfds, int timeout);
+
+    int fcntl(int fd, int cmd, int arg);
+
+    int unlink(String path);
+
+    int dup(int fd);
+
+    int getpid();
+}

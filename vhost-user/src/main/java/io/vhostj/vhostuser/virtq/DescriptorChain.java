@@ -1,0 +1,223 @@
+package io.vhostj.vhostuser.virtq;
+
+import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_ADDR;
+import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_FLAGS;
+import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_F_INDIRECT;
+import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_F_NEXT;
+import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_F_WRITE;
+import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_LEN;
+import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_NEXT;
+import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_SIZE;
+
+import java.util.Arrays;
+
+import io.vhostj.vhostuser.memory.GuestMemory;
+import io.vhostj.vhostuser.memory.GuestMemoryException;
+import io.vhostj.vhostuser.sys.Native;
+
+/**
+ * One request: the descriptor chain starting at a head index, already walked and translated into
+ * host addresses. Device-readable segments come first, then device-writable ones (2.7.4.2).
+ *
+ * <p>Reused from request to request by its queue (no allocation per request). Walking is
+ * bounded as virtio 2.7.5.3.1 requires of the driver: at most queue-size descriptors in total
+ * (which also catches loops), one level of indirection, no INDIRECT together with NEXT, indirect
+ * tables a non-zero multiple of 16 bytes, at most 2^32 - 1 bytes per direction.
+ */
+public final class DescriptorChain {
+    private static final long MAX_TOTAL_LENGTH = 0xffff_ffffL;
+
+    private int head = -1;
+    private int readableCount;
+    private int writableCount;
+    private long readableBytes;
+    private long writableBytes;
+    private long[] readableAddr = new long[16];
+    private int[] readableLen = new int[16];
+    private long[] writableAddr = new long[16];
+    private int[] writableLen = new int[16];
+
+    /**
+     * Walks the chain at {@code head} in a descriptor table at host address {@code table} with
+     * {@code queueSize} entries.
+     */
+    public void load(int head, long table, int queueSize, GuestMemory memory, boolean indirectAllowed)
+            throws ChainException {
+        this.head = head;
+        readableCount = 0;
+        writableCount = 0;
+        readableBytes = 0;
+        writableBytes = 0;
+
+        long tableAddr = table;
+        int tableSize = queueSize;
+        int budget = queueSize;
+        boolean indirect = false;
+        int index = head;
+        while (true) {
+            if (index >= tableSize) {
+                throw new ChainException("descriptor index " + index + " outside a table of " + tableSize);
+            }
+            if (--budget < 0) {
+                throw new ChainException("chain longer than the queue size " + queueSize + " (or a loop)");
+            }
+            long desc = tableAddr + (long) index * DESC_SIZE;
+            long addr = Native.getLong(desc + DESC_ADDR);
+            long len = Native.getInt(desc + DESC_LEN) & 0xffff_ffffL;
+            int flags = Native.getShort(desc + DESC_FLAGS);
+            int next = Native.getShort(desc + DESC_NEXT) & 0xffff;
+
+            if ((flags & DESC_F_INDIRECT) != 0) {
+                if (!indirectAllowed) {
+                    throw new ChainException("indirect descriptor without VIRTIO_F_INDIRECT_DESC");
+                }
+                if (indirect) {
+                    throw new ChainException("indirect descriptor inside an indirect table");
+                }
+                if ((flags & DESC_F_NEXT) != 0) {
+                    throw new ChainException("indirect descriptor with NEXT set");
+                }
+                if (len == 0 || len % DESC_SIZE != 0) {
+                    throw new ChainException("indirect table of " + len + " bytes is not a multiple of 16");
+                }
+                try {
+                    tableAddr = memory.translate(addr, len);
+                } catch (GuestMemoryException e) {
+                    throw new ChainException("indirect table: " + e.getMessage());
+                }
+                tableSize = (int) Math.min(len / DESC_SIZE, Integer.MAX_VALUE);
+                indirect = true;
+                index = 0;
+                continue;
+            }
+
+            if (len != 0) {
+                long host;
+                try {
+                    host = memory.translate(addr, len);
+                } catch (GuestMemoryException e) {
+                    throw new ChainException("descriptor " + index + ": " + e.getMessage());
+                }
+                if ((flags & DESC_F_WRITE) != 0) {
+                    addWritable(host, len);
+                } else {
+                    if (writableCount > 0) {
+                        throw new ChainException("device-readable descriptor after a device-writable one");
+                    }
+                    addReadable(host, len);
+                }
+            }
+            if ((flags & DESC_F_NEXT) == 0) {
+                return;
+            }
+            index = next;
+        }
+    }
+
+    private void addReadable(long host, long len) throws ChainException {
+        readableBytes += len;
+        if (readableBytes > MAX_TOTAL_LENGTH) {
+            throw new ChainException("device-readable part longer than 2^32 - 1 bytes");
+        }
+        if (readableCount == readableAddr.length) {
+            readableAddr = Arrays.copyOf(readableAddr, readableCount * 2);
+            readableLen = Arrays.copyOf(readableLen, readableCount * 2);
+        }
+        readableAddr[readableCount] = host;
+        readableLen[readableCount++] = (int) len;
+    }
+
+    private void addWritable(long host, long len) throws ChainException {
+        writableBytes += len;
+        if (writableBytes > MAX_TOTAL_LENGTH) {
+            throw new ChainException("device-writable part longer than 2^32 - 1 bytes");
+        }
+        if (writableCount == writableAddr.length) {
+            writableAddr = Arrays.copyOf(writableAddr, writableCount * 2);
+            writableLen = Arrays.copyOf(writableLen, writableCount * 2);
+        }
+        writableAddr[writableCount] = host;
+        writableLen[writableCount++] = (int) len;
+    }
+
+    /** Head descriptor index: the id that goes into the used ring. */
+    public int head() {
+        return head;
+    }
+
+    public int readableCount() {
+        return readableCount;
+    }
+
+    public int writableCount() {
+        return writableCount;
+    }
+
+    /** Host address of device-readable segment {@code i}. */
+    public long readableAddress(int i) {
+        return readableAddr[i];
+    }
+
+    /** Length of device-readable segment {@code i}; read as unsigned. */
+    public int readableLength(int i) {
+        return readableLen[i];
+    }
+
+    public long writableAddress(int i) {
+        return writableAddr[i];
+    }
+
+    public int writableLength(int i) {
+        return writableLen[i];
+    }
+
+    public long readableBytes() {
+        return readableBytes;
+    }
+
+    public long writableBytes() {
+        return writableBytes;
+    }
+
+    /**
+     * Copies {@code length} bytes starting {@code offset} bytes into the readable part to host
+     * address {@code dst}, across segment boundaries.
+     */
+    public void readFromChain(long offset, long dst, long length) throws ChainException {
+        if (offset < 0 || length < 0 || offset + length > readableBytes) {
+            throw new ChainException("read of " + length + " bytes at " + offset + " past the readable "
+                    + readableBytes + " bytes");
+        }
+        copyAcross(readableAddr, readableLen, readableCount, offset, dst, length, false);
+    }
+
+    /** Copies {@code length} bytes from host {@code src} into the writable part at {@code offset}. */
+    public void writeToChain(long offset, long src, long length) throws ChainException {
+        if (offset < 0 || length < 0 || offset + length > writableBytes) {
+            throw new ChainException("write of " + length + " bytes at " + offset + " past the writable "
+                    + writableBytes + " bytes");
+        }
+        copyAcross(writableAddr, writableLen, writableCount, offset, src, length, true);
+    }
+
+    private static void copyAcross(long[] addrs, int[] lens, int count, long offset, long other, long length,
+            boolean intoChain) {
+        long skip = offset;
+        long done = 0;
+        for (int i = 0; i < count && done < length; i++) {
+            long segLen = lens[i] & 0xffff_ffffL;
+            if (skip >= segLen) {
+                skip -= segLen;
+                continue;
+            }
+            long n = Math.min(segLen - skip, length - done);
+            if (intoChain) {
+                Native.copy(other + done, addrs[i] + skip, n);
+            } else {
+                Native.copy(addrs[i] + skip, other + done, n);
+            }
+            done += n;
+            skip = 0;
+        }
+    }
+}

@@ -1,0 +1,134 @@
+package io.vhostj.vhostuser.worker;
+
+import java.util.concurrent.TimeUnit;
+
+import org.agrona.concurrent.IdleStrategy;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import io.vhostj.vhostuser.sys.EventFd;
+import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.virtq.QueueBrokenException;
+import io.vhostj.vhostuser.virtq.Virtqueue;
+
+/**
+ * Adaptive polling: while work keeps coming the worker spins on the avail index with driver
+ * notifications off (no kicks, no syscalls); after {@code pollNanos} without work it turns
+ * notifications back on, re-checks the ring (the driver may have added work just before), and
+ * parks in poll(2) on the kick eventfd. {@code pollNanos = 0} is pure interrupt mode.
+ * No agrona strategy blocks on a file descriptor, hence this one.
+ */
+public final class KickIdleStrategy implements IdleStrategy {
+    private static final Logger LOG = LoggerFactory.getLogger(KickIdleStrategy.class);
+    private static final int PARK_TIMEOUT_MS = 1000;
+
+    private final Virtqueue queue;
+    private final EventFd kick; // null: the frontend never kicks (SET_VRING_KICK with no fd)
+    private final long pollNanos;
+    private final QueueCounters counters;
+    private volatile boolean stopping;
+    private long idleSince;
+    private boolean notificationsOn = true;
+
+    public KickIdleStrategy(Virtqueue queue, EventFd kick, long pollNanos, QueueCounters counters) {
+        this.queue = queue;
+        this.kick = kick;
+        this.pollNanos = pollNanos;
+        this.counters = counters;
+        if (pollNanos > 0 && kick != null) {
+            queue.disableNotifications();
+            notificationsOn = false;
+        }
+    }
+
+    /** Makes a parked worker return promptly; call before closing the agent runner. */
+    public void stop() {
+        stopping = true;
+        if (kick != null && kick.isOpen()) {
+            try {
+                kick.signal();
+            } catch (NativeException e) {
+                LOG.debug("wake on stop: {}", e.getMessage());
+            }
+        }
+    }
+
+    @Override
+    public void idle(int workCount) {
+        if (workCount > 0) {
+            idleSince = 0;
+            return;
+        }
+        idle();
+    }
+
+    @Override
+    public void idle() {
+        if (stopping) {
+            return;
+        }
+        if (kick == null) {
+            Thread.onSpinWait(); // no doorbell: polling is all there is
+            return;
+        }
+        long now = System.nanoTime();
+        if (idleSince == 0) {
+            idleSince = now;
+        }
+        if (pollNanos > 0 && now - idleSince < pollNanos) {
+            Thread.onSpinWait();
+            return;
+        }
+        park();
+        idleSince = 0;
+    }
+
+    private void park() {
+        try {
+            if (!notificationsOn) {
+                queue.enableNotifications();
+                notificationsOn = true;
+            }
+            // Re-check after the fence in enableNotifications: a request added before the driver
+            // saw notifications on would otherwise wait for the next kick.
+            if (queue.hasAvailable()) {
+                afterWake();
+                return;
+            }
+            counters.parks++;
+            while (!stopping && !kick.await(PARK_TIMEOUT_MS)) {
+                // timeout: look at the stop flag again
+            }
+            if (kick.drain() != 0) {
+                counters.kicksReceived++;
+            }
+            afterWake();
+        } catch (QueueBrokenException e) {
+            // doWork reports it
+        } catch (NativeException e) {
+            LOG.warn("kick eventfd: {}", e.getMessage());
+            parkNanos();
+        }
+    }
+
+    private void afterWake() {
+        if (pollNanos > 0) {
+            queue.disableNotifications();
+            notificationsOn = false;
+        }
+    }
+
+    private static void parkNanos() {
+        java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
+    }
+
+    @Override
+    public void reset() {
+        idleSince = 0;
+    }
+
+    @Override
+    public String alias() {
+        return "kick";
+    }
+}

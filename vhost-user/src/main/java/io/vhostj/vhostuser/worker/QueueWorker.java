@@ -1,0 +1,124 @@
+package io.vhostj.vhostuser.worker;
+
+import org.agrona.concurrent.Agent;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import io.vhostj.vhostuser.device.QueueHandler;
+import io.vhostj.vhostuser.sys.EventFd;
+import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.virtq.ChainException;
+import io.vhostj.vhostuser.virtq.DescriptorChain;
+import io.vhostj.vhostuser.virtq.QueueBrokenException;
+import io.vhostj.vhostuser.virtq.Virtqueue;
+
+/**
+ * The duty cycle of one virtqueue: pop a batch of requests, serve them, publish the used ring
+ * once, and signal the call eventfd only if the driver asked for it. Waiting for work is the
+ * {@link KickIdleStrategy}'s job. A malformed request costs that request (used length 0); a
+ * broken ring stops this queue and signals the error eventfd; neither stops the process.
+ */
+public final class QueueWorker implements Agent {
+    private static final Logger LOG = LoggerFactory.getLogger(QueueWorker.class);
+    private static final int MAX_BATCH = 256;
+    private static final long LOG_EVERY = 1000;
+
+    private final String role;
+    private final Virtqueue queue;
+    private final QueueHandler handler;
+    private final EventFd call;
+    private final EventFd err;
+    private final QueueCounters counters;
+    private final DescriptorChain chain = new DescriptorChain();
+    private boolean broken;
+
+    public QueueWorker(String role, Virtqueue queue, QueueHandler handler, EventFd call, EventFd err,
+            QueueCounters counters) {
+        this.role = role;
+        this.queue = queue;
+        this.handler = handler;
+        this.call = call;
+        this.err = err;
+        this.counters = counters;
+    }
+
+    @Override
+    public int doWork() {
+        if (broken) {
+            return 0;
+        }
+        int done = 0;
+        try {
+            while (done < MAX_BATCH) {
+                int written;
+                try {
+                    if (!queue.pop(chain)) {
+                        break;
+                    }
+                    written = handler.handle(chain);
+                    counters.bytesRead += chain.readableBytes();
+                    counters.bytesWritten += written;
+                } catch (ChainException e) {
+                    written = 0;
+                    badRequest(e);
+                }
+                queue.addUsed(chain.head(), written);
+                done++;
+            }
+        } catch (QueueBrokenException e) {
+            broken = true;
+            LOG.error("{}: ring is broken, queue stopped until the frontend resets it: {}", role, e.getMessage());
+            signal(err);
+        }
+        if (done == 0) {
+            counters.pollsWithoutWork++;
+            return 0;
+        }
+        counters.pollsWithWork++;
+        counters.requests += done;
+        handler.batchEnd();
+        if (queue.publishUsed()) {
+            counters.callsSent++;
+            signal(call);
+        } else {
+            counters.callsSuppressed++;
+        }
+        return done;
+    }
+
+    private void badRequest(ChainException e) {
+        long n = ++counters.badRequests;
+        if (n <= 10 || n % LOG_EVERY == 0) {
+            LOG.warn("{}: bad request at head {} ({} so far): {}", role, chain.head(), n, e.getMessage());
+        }
+    }
+
+    private void signal(EventFd fd) {
+        if (fd == null) {
+            return; // the frontend polls the used ring (SET_VRING_CALL with no fd)
+        }
+        try {
+            fd.signal();
+        } catch (NativeException e) {
+            LOG.warn("{}: cannot signal {}: {}", role, fd, e.getMessage());
+        }
+    }
+
+    public Virtqueue queue() {
+        return queue;
+    }
+
+    public QueueCounters counters() {
+        return counters;
+    }
+
+    @Override
+    public void onClose() {
+        handler.close();
+    }
+
+    @Override
+    public String roleName() {
+        return role;
+    }
+}
