@@ -20,6 +20,11 @@ public final class Native {
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
             throw new ExceptionInInitializerError("vhostj needs a little-endian host");
         }
+        // jnr-ffi 2.2.17's x86-64 assembly stubs pass a garbage sixth argument (mmap's offset came
+        // through unaligned, glibc answered EINVAL without a syscall); the bytecode invoker is right.
+        if (System.getProperty("jnr.ffi.x86asm.enabled") == null) {
+            System.setProperty("jnr.ffi.x86asm.enabled", "false");
+        }
         LIBC = LibraryLoader.create(LibC.class).load("c");
         RUNTIME = Runtime.getRuntime(LIBC);
     }
