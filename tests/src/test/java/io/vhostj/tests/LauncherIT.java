@@ -1,0 +1,90 @@
+package io.vhostj.tests;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.io.RandomAccessFile;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** bin/vhostj as a user runs it (after the jars are packaged: failsafe, VHOSTJ_NO_BUILD=1). */
+class LauncherIT {
+    @TempDir
+    Path dir;
+
+    record Result(int exit, String stdout, String stderr) {
+    }
+
+    private static Result run(String... args) throws Exception {
+        List<String> cmd = new java.util.ArrayList<>();
+        cmd.add(HostTools.ROOT.resolve("bin/vhostj").toString());
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().put("VHOSTJ_NO_BUILD", "1");
+        Process p = pb.start();
+        var out = p.getInputStream();
+        var err = p.getErrorStream();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "bin/vhostj " + String.join(" ", args) + " timed out");
+        return new Result(p.exitValue(), new String(out.readAllBytes()), new String(err.readAllBytes()));
+    }
+
+    @Test
+    void shouldListSubcommandsInHelp() throws Exception {
+        Result r = run("--help");
+        assertEquals(0, r.exit());
+        for (String sub : new String[] {"demo", "bench", "blk", "fs", "vsock", "devmapper", "sandbox"}) {
+            assertTrue(r.stdout().contains("  " + sub), "help lists " + sub + ":\n" + r.stdout());
+        }
+    }
+
+    @Test
+    void shouldRejectAnUnknownCommandInOneLine() throws Exception {
+        Result r = run("frobnicate");
+        assertEquals(2, r.exit());
+        assertEquals(1, r.stderr().strip().lines().count(), r.stderr());
+        assertTrue(r.stderr().contains("unknown command"), r.stderr());
+    }
+
+    @Test
+    void shouldRejectBadBenchOptionsWithoutAStackTrace() throws Exception {
+        Result r = run("bench", "blk", "--socket", dir.resolve("none.sock").toString());
+        assertNotEquals(0, r.exit());
+        assertTrue(r.stderr().contains("no socket at"), r.stderr());
+        assertFalse(r.stderr().contains("\tat "), "no stack trace: " + r.stderr());
+        Result bs = run("bench", "blk", "--socket", "/", "--bs", "12q");
+        assertNotEquals(0, bs.exit());
+        assertFalse(bs.stderr().contains("\tat "), "no stack trace: " + bs.stderr());
+    }
+
+    @Test
+    void shouldBenchQemuStorageDaemonAndPrintJson() throws Exception {
+        Path image = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(image.toFile(), "rw")) {
+            f.setLength(64 << 20);
+        }
+        try (QemuStorageDaemon qsd = QemuStorageDaemon.start(image, dir.resolve("blk.sock"), true)) {
+            Result r = run("bench", "blk", "--socket", qsd.socket().toString(), "--rw", "randwrite", "--bs", "4k",
+                    "--iodepth", "8", "--runtime", "1", "--ramp_time", "0", "--json");
+            assertEquals(0, r.exit(), r.stderr());
+            String json = r.stdout().strip();
+            assertTrue(json.startsWith("{") && json.endsWith("}"), json);
+            double iops = number(json, "iops");
+            assertTrue(iops > 0, json);
+            assertTrue(number(json, "mib_s") > 0, json);
+            assertTrue(number(json, "p50_us") > 0, json);
+            assertTrue(number(json, "p99_us") >= number(json, "p50_us"), json);
+            assertEquals(0, number(json, "errors"), json);
+        }
+    }
+
+    private static double number(String json, String field) {
+        Matcher m = Pattern.compile("\"" + field + "\":([0-9.]+)").matcher(json);
+        assertTrue(m.find(), field + " in " + json);
+        return Double.parseDouble(m.group(1));
+    }
+}
