@@ -65,5 +65,13 @@ public interface LibC {
 
     int dup(int fd);
 
+    long lseek(int fd, long offset, int whence);
+
+    int fsync(int fd);
+
+    int ioctl(int fd, long request, long arg);
+
+    int sched_setaffinity(int pid, long cpusetsize, long mask);
+
     int getpid();
 }

@@ -200,6 +200,59 @@ public final class DescriptorChain {
         copyAcross(writableAddr, writableLen, writableCount, offset, src, length, true);
     }
 
+    /**
+     * Describes bytes {@code [offset, offset + length)} of the readable ({@code writable = false})
+     * or writable part as {@code struct iovec}s at {@code iov} (at most {@code maxIov}), for
+     * preadv/pwritev straight into guest memory. Returns the number of entries.
+     */
+    public int toIovecs(boolean writable, long offset, long length, long iov, int maxIov) throws ChainException {
+        long total = writable ? writableBytes : readableBytes;
+        if (offset < 0 || length < 0 || offset + length > total) {
+            throw new ChainException("range " + offset + "+" + length + " outside the " + total + " "
+                    + (writable ? "writable" : "readable") + " bytes");
+        }
+        long[] addrs = writable ? writableAddr : readableAddr;
+        int[] lens = writable ? writableLen : readableLen;
+        int count = writable ? writableCount : readableCount;
+        long skip = offset;
+        long left = length;
+        int n = 0;
+        for (int i = 0; i < count && left > 0; i++) {
+            long segLen = lens[i] & 0xffff_ffffL;
+            if (skip >= segLen) {
+                skip -= segLen;
+                continue;
+            }
+            if (n == maxIov) {
+                throw new ChainException("more than " + maxIov + " segments");
+            }
+            long take = Math.min(segLen - skip, left);
+            long entry = iov + 16L * n;
+            Native.putLong(entry, addrs[i] + skip);
+            Native.putLong(entry + 8, take);
+            n++;
+            left -= take;
+            skip = 0;
+        }
+        return n;
+    }
+
+    /** Host address of byte {@code offset} of the writable part (e.g. a trailing status byte). */
+    public long writableAddressAt(long offset) throws ChainException {
+        if (offset < 0 || offset >= writableBytes) {
+            throw new ChainException("writable offset " + offset + " outside " + writableBytes + " bytes");
+        }
+        long skip = offset;
+        for (int i = 0; i < writableCount; i++) {
+            long segLen = writableLen[i] & 0xffff_ffffL;
+            if (skip < segLen) {
+                return writableAddr[i] + skip;
+            }
+            skip -= segLen;
+        }
+        throw new ChainException("writable offset " + offset + " not found");
+    }
+
     private static void copyAcross(long[] addrs, int[] lens, int count, long offset, long other, long length,
             boolean intoChain) {
         long skip = offset;

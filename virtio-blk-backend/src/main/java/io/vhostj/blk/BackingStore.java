@@ -1,0 +1,30 @@
+package io.vhostj.blk;
+
+import io.vhostj.vhostuser.sys.NativeException;
+
+/**
+ * What a virtio-blk device stores its blocks in: a regular (sparse) file, a block device, later
+ * a devmapper thin volume. Offsets and lengths are in bytes and already checked against
+ * {@link #size()} by the caller. Data moves between the store and iovecs of guest memory.
+ */
+public interface BackingStore extends AutoCloseable {
+    long size();
+
+    boolean isReadOnly();
+
+    /** Reads {@code length} bytes at {@code offset} into the iovecs; false on a short read or I/O error. */
+    boolean read(long iov, int iovCount, long offset, long length) throws NativeException;
+
+    boolean write(long iov, int iovCount, long offset, long length) throws NativeException;
+
+    void flush() throws NativeException;
+
+    /** Deallocates the range (reads may return zeros afterwards). */
+    void discard(long offset, long length) throws NativeException;
+
+    /** Makes the range read as zeros; {@code unmap} allows deallocating it. */
+    void writeZeroes(long offset, long length, boolean unmap) throws NativeException;
+
+    @Override
+    void close();
+}

@@ -1,0 +1,114 @@
+package io.vhostj.blk;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+import io.vhostj.vhostuser.backend.BackendLauncher;
+import io.vhostj.vhostuser.backend.BackendOptions;
+import io.vhostj.vhostuser.sys.NativeException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code vhostj blk}: a vhost-user-blk backend over a file or a block device. */
+@Command(name = "vhostj blk", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"vhost-user-blk backend: serves a regular (sparse) file or a block device to a VM.",
+            "QEMU side: -chardev socket,id=c0,path=SOCK -device vhost-user-blk-pci,chardev=c0"})
+public final class BlkMain implements Callable<Integer> {
+    @Mixin
+    BackendOptions backend;
+
+    @Option(names = {"--path", "--blk-file"}, paramLabel = "FILE",
+            description = "The disk: a regular file or a block device.")
+    Path path;
+
+    @Option(names = "--read-only", description = "Export read-only (VIRTIO_BLK_F_RO); writes fail.")
+    boolean readOnly;
+
+    @Option(names = "--serial", defaultValue = "vhostj", paramLabel = "TEXT",
+            description = "Serial number the guest reads with GET_ID (up to 20 bytes). Default: ${DEFAULT-VALUE}.")
+    String serial;
+
+    @Option(names = "--num-queues", defaultValue = "1", paramLabel = "N",
+            description = "Request queues offered (VIRTIO_BLK_F_MQ). Default: ${DEFAULT-VALUE}.")
+    int numQueues;
+
+    @Option(names = "--queue-size", defaultValue = "1024", paramLabel = "N",
+            description = "Largest ring the guest may use, a power of two <= 32768. Default: ${DEFAULT-VALUE}.")
+    int queueSize;
+
+    @Option(names = "--block-size", defaultValue = "512", paramLabel = "BYTES",
+            description = "Logical block size the guest sees: 512 or 4096. Default: ${DEFAULT-VALUE}.")
+    int blockSize;
+
+    @Option(names = "--direct",
+            description = "Open the disk with O_DIRECT (guest buffers that are not aligned go through the page cache).")
+    boolean direct;
+
+    @Option(names = "--volatile-cache",
+            description = "Treat FLUSH as a no-op: only for scratch disks whose contents may be lost.")
+    boolean volatileCache;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        if (backend.printCapabilities) {
+            System.out.println("{\"type\": \"block\", \"features\": [\"read-only\", \"blk-file\"]}");
+            return 0;
+        }
+        try {
+            backend.applyLogLevel();
+            backend.validate();
+            if (path == null) {
+                throw new IllegalArgumentException("--path FILE (or --blk-file) is required");
+            }
+            if (!Files.exists(path)) {
+                throw new IllegalArgumentException("no such file: " + path);
+            }
+            if (numQueues < 1 || numQueues > 256) {
+                throw new IllegalArgumentException("--num-queues must be 1..256");
+            }
+            if (queueSize < 2 || queueSize > 32768 || Integer.bitCount(queueSize) != 1) {
+                throw new IllegalArgumentException("--queue-size must be a power of two, 2..32768");
+            }
+            if (blockSize != 512 && blockSize != 4096) {
+                throw new IllegalArgumentException("--block-size must be 512 or 4096");
+            }
+        } catch (IllegalArgumentException e) {
+            System.err.println("vhostj blk: " + e.getMessage());
+            return 2;
+        }
+        FileBackingStore store;
+        try {
+            store = FileBackingStore.open(path, readOnly, direct);
+        } catch (NativeException e) {
+            System.err.println("vhostj blk: cannot open " + path + ": " + e.getMessage());
+            return 1;
+        }
+        try (store) {
+            BlkDevice device;
+            try {
+                device = new BlkDevice(store, numQueues, queueSize, blockSize, serial, volatileCache);
+            } catch (IllegalArgumentException e) {
+                System.err.println("vhostj blk: " + e.getMessage());
+                return 2;
+            }
+            org.slf4j.LoggerFactory.getLogger(BlkMain.class).info("blk: {} ({} bytes{}{}), {} queue(s) of up to {}",
+                    path, store.size(), readOnly ? ", read-only" : "", direct ? ", O_DIRECT" : "", numQueues, queueSize);
+            return BackendLauncher.run(backend, device);
+        }
+    }
+
+    public static void main(String[] args) {
+        CommandLine cl = new CommandLine(new BlkMain());
+        cl.setParameterExceptionHandler((e, a) -> {
+            System.err.println("vhostj blk: " + e.getMessage() + " (try --help)");
+            return 2;
+        });
+        System.exit(cl.execute(args));
+    }
+}
