@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Side-by-side vhost-user-blk benchmark through vhostj's frontend ('vhostj bench blk'):
+# the same file, the same load, one run, each backend configuration in turn.
+#   scripts/bench-blk.sh [--runtime S] [--size 1G] [--out FILE.md]
+# Backends: vhostj blk, and qemu-storage-daemon default, with aio=io_uring, and with an
+# iothread polling (poll-max-ns=50000). All buffered (page cache), on one 1 GiB file of
+# random data.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+runtime=5; size=1G; out=
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --runtime) runtime=$2; shift 2 ;;
+    --size) size=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-blk: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+"$ROOT/scripts/install-test-deps.sh" qemu-system-common
+work=$(mktemp -d "${TMPDIR:-/tmp}/vhostj-bench.XXXXXX")
+pid=
+cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+img="$work/disk.img"
+# a fully allocated file, so reads hit data and not holes
+fallocate -l "$size" "$img" 2>/dev/null || truncate -s "$size" "$img"
+dd if=/dev/urandom of="$img" bs=1M count=$(( $(stat -c %s "$img") / 1048576 )) conv=notrunc status=none
+
+start_qsd() { # name, extra blockdev opts, extra export opts, extra args
+  local sock="$work/$1.sock"
+  rm -f "$sock"
+  qemu-storage-daemon $4 \
+    --blockdev "driver=file,node-name=file0,filename=$img$2" \
+    --export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=$sock,writable=on$3" \
+    >"$work/$1.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do [[ -S "$sock" ]] && break; sleep 0.05; done
+  [[ -S "$sock" ]] || { echo "bench-blk: $1 did not start: $(cat "$work/$1.log")" >&2; exit 1; }
+  echo "$sock"
+}
+stop() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=; }
+cpu_ticks() { # utime + stime of a process and its threads
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+start_vhostj() {
+  local sock="$work/vhostj.sock"
+  rm -f "$sock"
+  "$ROOT/bin/vhostj" blk --socket-path "$sock" --path "$img" >"$work/vhostj.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 400); do [[ -S "$sock" ]] && break; sleep 0.05; done
+  [[ -S "$sock" ]] || { echo "bench-blk: vhostj did not start: $(cat "$work/vhostj.log")" >&2; exit 1; }
+  echo "$sock"
+}
+run_jobs() { # name socket
+  for j in "${jobs[@]}"; do
+    read -r rw bs qd <<<"$j"
+    local t0 t1
+    t0=$(cpu_ticks "$pid")
+    json=$("$ROOT/bin/vhostj" bench blk --socket "$2" --rw "$rw" --bs "$bs" --iodepth "$qd" --runtime "$runtime" --json)
+    t1=$(cpu_ticks "$pid")
+    # the backend's CPU over ramp + run (ticks of 1/CLK_TCK s), reported per measured I/O below
+    echo "{\"backend\":\"$1\",\"backend_cpu_s\":$(( t1 - t0 ))e-2,\"wall_s\":$(python3 -c "print($runtime+1)"),${json#\{}" | tee -a "$results" >&2
+  done
+}
+
+jobs=("randread 4k 1" "randwrite 4k 1" "randread 4k 32" "randwrite 4k 32" "read 128k 8" "write 128k 8")
+results="$work/results.jsonl"
+"$ROOT/bin/vhostj" --help >/dev/null   # build once, before any timing
+sock=$(start_vhostj)
+run_jobs vhostj "$sock"
+stop
+for cfg in "qsd-default||" "qsd-io_uring|,aio=io_uring|" "qsd-iothread-poll|,aio=io_uring|,iothread=io0|--object iothread,id=io0,poll-max-ns=50000"; do
+  IFS='|' read -r name bdev exp args <<<"$cfg"
+  sock=$(start_qsd "$name" "$bdev" "$exp" "$args")
+  run_jobs "$name" "$sock"
+  stop
+done
+
+table=$(python3 - "$results" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def key(r): return (r['rw'], r['bs'], r['iodepth'])
+best = {}
+for r in rows:
+    if r['backend'].startswith('qsd') and r['iops'] > best.get(key(r), (0, None))[0]:
+        best[key(r)] = (r['iops'], r['backend'])
+print("| backend | rw | bs | iodepth | IOPS | MiB/s | p50 µs | p99 µs | backend CPU µs/IO | vs best qsd |")
+print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+for r in rows:
+    # CPU was sampled over ramp + run; scale the run's I/O count to that span
+    ios = r['iops'] * r['wall_s']
+    cpu = r['backend_cpu_s'] * 1e6 / ios if ios else 0
+    ratio = ""
+    if r['backend'] == 'vhostj' and key(r) in best:
+        ratio = f"{r['iops'] / best[key(r)][0]:.2f}× ({best[key(r)][1]})"
+    print(f"| {r['backend']} | {r['rw']} | {r['bs']} | {r['iodepth']} | {r['iops']:.0f} | {r['mib_s']:.1f} | {r['p50_us']:.1f} | {r['p99_us']:.1f} | {cpu:.2f} | {ratio} |")
+PY
+)
+echo "$table"
+[[ -n "$out" ]] && echo "$table" >"$out"
+exit 0
