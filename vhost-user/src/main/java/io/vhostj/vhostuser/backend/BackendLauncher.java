@@ -26,17 +26,13 @@ public final class BackendLauncher {
                     e.getMessage());
             return 1;
         }
-        Thread main = Thread.currentThread();
-        Thread hook = new Thread(() -> {
-            log.info("{}: shutting down", device.name());
+        // SIGTERM/SIGINT stop serving; run() returns and we exit 0, as a service manager expects.
+        sun.misc.SignalHandler stop = sig -> {
+            log.info("{}: SIG{} received, shutting down", device.name(), sig.getName());
             server.close();
-            try {
-                main.join(5000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }, "vhostj-shutdown");
-        Runtime.getRuntime().addShutdownHook(hook);
+        };
+        sun.misc.Signal.handle(new sun.misc.Signal("TERM"), stop);
+        sun.misc.Signal.handle(new sun.misc.Signal("INT"), stop);
         server.run();
         server.release();
         log.info("{}: stopped", device.name());

@@ -20,12 +20,16 @@ import io.vhostj.vhostuser.sys.Native;
  * host addresses. Device-readable segments come first, then device-writable ones (2.7.4.2).
  *
  * <p>Reused from request to request by its queue (no allocation per request). Walking is
- * bounded as virtio 2.7.5.3.1 requires of the driver: at most queue-size descriptors in total
- * (which also catches loops), one level of indirection, no INDIRECT together with NEXT, indirect
- * tables a non-zero multiple of 16 bytes, at most 2^32 - 1 bytes per direction.
+ * bounded: at most queue-size descriptors in the ring (2.7.5.3.1), at most as many as an
+ * indirect table holds inside it (Linux fills tables beyond the ring size, and QEMU accepts
+ * that), which also catches loops; one level of indirection, no INDIRECT together with NEXT,
+ * indirect tables a non-zero multiple of 16 bytes and at most 32768 entries, at most
+ * 2^32 - 1 bytes per direction.
  */
 public final class DescriptorChain {
     private static final long MAX_TOTAL_LENGTH = 0xffff_ffffL;
+    /** Largest indirect table walked: the largest split ring (2.7). */
+    public static final int MAX_INDIRECT_DESCRIPTORS = 32768;
 
     private int head = -1;
     private int readableCount;
@@ -85,7 +89,14 @@ public final class DescriptorChain {
                 } catch (GuestMemoryException e) {
                     throw new ChainException("indirect table: " + e.getMessage());
                 }
-                tableSize = (int) Math.min(len / DESC_SIZE, Integer.MAX_VALUE);
+                if (len / DESC_SIZE > MAX_INDIRECT_DESCRIPTORS) {
+                    throw new ChainException("indirect table of " + len / DESC_SIZE + " descriptors exceeds "
+                            + MAX_INDIRECT_DESCRIPTORS);
+                }
+                tableSize = (int) (len / DESC_SIZE);
+                // Linux builds indirect tables up to seg_max + 2 entries, beyond the ring size;
+                // like QEMU's virtqueue_pop, an indirect table gets a budget of its own length.
+                budget = tableSize;
                 indirect = true;
                 index = 0;
                 continue;

@@ -1,0 +1,63 @@
+package io.vhostj.tests;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** A vhostj backend started as a user starts it: {@code bin/vhostj <device> ...}. */
+public final class BackendProcess implements AutoCloseable {
+    private final Process process;
+    private final Path log;
+
+    private BackendProcess(Process process, Path log) {
+        this.process = process;
+        this.log = log;
+    }
+
+    /** Starts {@code bin/vhostj args...} and waits for {@code socket} to appear. */
+    public static BackendProcess start(Path socket, Path log, String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(HostTools.ROOT.resolve("bin/vhostj").toString());
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("VHOSTJ_NO_BUILD", "1");
+        Process p = pb.start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!Files.exists(socket)) {
+            if (!p.isAlive() || System.nanoTime() > deadline) {
+                p.destroyForcibly();
+                throw new IOException("bin/vhostj " + String.join(" ", args) + " did not start:\n" + Files.readString(log));
+            }
+            Thread.sleep(20);
+        }
+        return new BackendProcess(p, log);
+    }
+
+    public String log() throws IOException {
+        return Files.readString(log);
+    }
+
+    public boolean isAlive() {
+        return process.isAlive();
+    }
+
+    /** SIGTERM, then the exit code (or -1 if it had to be killed). */
+    public int terminate() throws InterruptedException {
+        process.destroy();
+        if (process.waitFor(10, TimeUnit.SECONDS)) {
+            return process.exitValue();
+        }
+        process.destroyForcibly().waitFor();
+        return -1;
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        if (process.isAlive()) {
+            terminate();
+        }
+    }
+}

@@ -1,0 +1,117 @@
+package io.vhostj.tests.guest;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import org.junit.jupiter.api.Assumptions;
+
+import io.vhostj.tests.HostTools;
+
+/**
+ * Boots a real QEMU guest (TCG; see DESIGN.md) on a Debian kernel and a busybox initramfs made
+ * by {@code scripts/guest/prepare.sh}, runs one shell script in it and returns what it printed.
+ * The guest has 1 GiB of shared memfd RAM, as vhost-user requires.
+ */
+public final class GuestVm {
+    private static final Pattern EXIT = Pattern.compile("VHOSTJ-GUEST-EXIT (\\d+)");
+    private static Path prepared;
+
+    /** The outcome of one boot. */
+    public record Result(int exitCode, String console) {
+        public boolean ok() {
+            return exitCode == 0;
+        }
+    }
+
+    private final List<String> deviceArgs = new ArrayList<>();
+    private int cpus = 2;
+
+    public GuestVm chardevSocket(String id, Path socket) {
+        deviceArgs.addAll(List.of("-chardev", "socket,id=" + id + ",path=" + socket));
+        return this;
+    }
+
+    public GuestVm device(String spec) {
+        deviceArgs.addAll(List.of("-device", spec));
+        return this;
+    }
+
+    public GuestVm cpus(int n) {
+        cpus = n;
+        return this;
+    }
+
+    /** The kernel and base initramfs, prepared once per JVM (cached across runs on disk). */
+    static synchronized Path prepare() throws IOException, InterruptedException {
+        if (prepared != null) {
+            return prepared;
+        }
+        HostTools.require("qemu-system-x86_64", "qemu-system-x86");
+        Process p = new ProcessBuilder(HostTools.ROOT.resolve("scripts/guest/prepare.sh").toString())
+                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+        if (p.waitFor() != 0) {
+            String why = "scripts/guest/prepare.sh failed (exit " + p.exitValue() + ")";
+            System.err.println("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n!! SKIPPED: no test guest: "
+                    + why + "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+            Assumptions.abort(why);
+        }
+        prepared = Path.of(out.lines().reduce((a, b) -> b).orElseThrow());
+        return prepared;
+    }
+
+    /** Boots, runs {@code script} with {@code sh -e}, powers off; at most {@code timeoutSeconds}. */
+    public Result run(Path workDir, String script, long timeoutSeconds) throws IOException, InterruptedException {
+        Path guest = prepare();
+        Path rd = Files.createDirectories(workDir.resolve("initrd-extra"));
+        Files.writeString(rd.resolve("test.sh"), script);
+        Path extra = workDir.resolve("test.cpio.gz");
+        Process cpio = new ProcessBuilder("sh", "-c", "echo test.sh | cpio -o -H newc --quiet | gzip -1 > " + extra)
+                .directory(rd.toFile()).inheritIO().start();
+        if (cpio.waitFor() != 0) {
+            throw new IOException("cpio failed");
+        }
+        Path initrd = workDir.resolve("initrd");
+        try (var out = Files.newOutputStream(initrd)) {
+            Files.copy(guest.resolve("base.cpio.gz"), out);
+            Files.copy(extra, out);
+        }
+        Path console = workDir.resolve("console.log");
+        List<String> cmd = new ArrayList<>(List.of("qemu-system-x86_64", "-accel", "tcg", "-m", "1G",
+                "-smp", String.valueOf(cpus),
+                "-object", "memory-backend-memfd,id=mem,size=1G,share=on", "-numa", "node,memdev=mem",
+                "-kernel", guest.resolve("vmlinuz").toString(), "-initrd", initrd.toString(),
+                "-append", "console=ttyS0 quiet panic=-1", "-nographic", "-no-reboot",
+                "-serial", "file:" + console, "-monitor", "none", "-display", "none"));
+        cmd.remove("-nographic");
+        cmd.addAll(deviceArgs);
+        Process qemu = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(workDir.resolve("qemu.log").toFile()).start();
+        if (!qemu.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+            qemu.destroyForcibly().waitFor();
+            return new Result(-1, read(console) + "\n[timed out after " + timeoutSeconds + " s]\n"
+                    + read(workDir.resolve("qemu.log")));
+        }
+        String text = read(console);
+        Matcher m = EXIT.matcher(text);
+        int rc = -2;
+        while (m.find()) {
+            rc = Integer.parseInt(m.group(1));
+        }
+        if (rc == -2) {
+            text += "\n[no exit marker; qemu exited " + qemu.exitValue() + "]\n" + read(workDir.resolve("qemu.log"));
+        }
+        return new Result(rc, text);
+    }
+
+    private static String read(Path p) throws IOException {
+        return Files.exists(p) ? Files.readString(p, StandardCharsets.ISO_8859_1) : "";
+    }
+}
