@@ -19,6 +19,7 @@ public final class BackendProcess implements AutoCloseable {
 
     /** Starts {@code bin/vhostj args...} and waits for {@code socket} to appear. */
     public static BackendProcess start(Path socket, Path log, String... args) throws IOException, InterruptedException {
+        Files.deleteIfExists(socket); // a killed backend leaves its socket file behind
         List<String> cmd = new ArrayList<>();
         cmd.add(HostTools.ROOT.resolve("bin/vhostj").toString());
         cmd.addAll(List.of(args));
@@ -42,6 +43,12 @@ public final class BackendProcess implements AutoCloseable {
 
     public boolean isAlive() {
         return process.isAlive();
+    }
+
+    /** SIGKILL: the backend dies mid-request, as in a crash. */
+    public void kill() throws InterruptedException {
+        process.destroyForcibly();
+        process.waitFor();
     }
 
     /** SIGTERM, then the exit code (or -1 if it had to be killed). */

@@ -38,6 +38,12 @@ public final class GuestVm {
         return this;
     }
 
+    /** A socket chardev that QEMU redials every {@code reconnectSeconds} after the backend goes away. */
+    public GuestVm chardevSocket(String id, Path socket, int reconnectSeconds) {
+        deviceArgs.addAll(List.of("-chardev", "socket,id=" + id + ",path=" + socket + ",reconnect=" + reconnectSeconds));
+        return this;
+    }
+
     public GuestVm device(String spec) {
         deviceArgs.addAll(List.of("-device", spec));
         return this;
@@ -69,6 +75,64 @@ public final class GuestVm {
 
     /** Boots, runs {@code script} with {@code sh -e}, powers off; at most {@code timeoutSeconds}. */
     public Result run(Path workDir, String script, long timeoutSeconds) throws IOException, InterruptedException {
+        return start(workDir, script).await(timeoutSeconds);
+    }
+
+    /** A guest that is running; its console is a file that grows. */
+    public static final class Running {
+        private final Process qemu;
+        private final Path console;
+        private final Path qemuLog;
+
+        Running(Process qemu, Path console, Path qemuLog) {
+            this.qemu = qemu;
+            this.console = console;
+            this.qemuLog = qemuLog;
+        }
+
+        public String console() throws IOException {
+            return read(console);
+        }
+
+        /** Waits until the console shows {@code marker}; false on timeout or guest exit. */
+        public boolean awaitConsole(String marker, long timeoutSeconds) throws IOException, InterruptedException {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutSeconds);
+            while (System.nanoTime() < deadline) {
+                if (console().contains(marker)) {
+                    return true;
+                }
+                if (!qemu.isAlive()) {
+                    return console().contains(marker);
+                }
+                Thread.sleep(100);
+            }
+            return false;
+        }
+
+        public Result await(long timeoutSeconds) throws IOException, InterruptedException {
+            if (!qemu.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                qemu.destroyForcibly().waitFor();
+                return new Result(-1, read(console) + "\n[timed out after " + timeoutSeconds + " s]\n" + read(qemuLog));
+            }
+            String text = read(console);
+            Matcher m = EXIT.matcher(text);
+            int rc = -2;
+            while (m.find()) {
+                rc = Integer.parseInt(m.group(1));
+            }
+            if (rc == -2) {
+                text += "\n[no exit marker; qemu exited " + qemu.exitValue() + "]\n" + read(qemuLog);
+            }
+            return new Result(rc, text);
+        }
+
+        public void kill() throws InterruptedException {
+            qemu.destroyForcibly().waitFor();
+        }
+    }
+
+    /** Boots the guest with {@code script} and returns at once. */
+    public Running start(Path workDir, String script) throws IOException, InterruptedException {
         Path guest = prepare();
         Path rd = Files.createDirectories(workDir.resolve("initrd-extra"));
         Files.writeString(rd.resolve("test.sh"), script);
@@ -88,27 +152,12 @@ public final class GuestVm {
                 "-smp", String.valueOf(cpus),
                 "-object", "memory-backend-memfd,id=mem,size=1G,share=on", "-numa", "node,memdev=mem",
                 "-kernel", guest.resolve("vmlinuz").toString(), "-initrd", initrd.toString(),
-                "-append", "console=ttyS0 quiet panic=-1", "-nographic", "-no-reboot",
+                "-append", "console=ttyS0 quiet panic=-1", "-no-reboot",
                 "-serial", "file:" + console, "-monitor", "none", "-display", "none"));
-        cmd.remove("-nographic");
         cmd.addAll(deviceArgs);
-        Process qemu = new ProcessBuilder(cmd).redirectErrorStream(true)
-                .redirectOutput(workDir.resolve("qemu.log").toFile()).start();
-        if (!qemu.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
-            qemu.destroyForcibly().waitFor();
-            return new Result(-1, read(console) + "\n[timed out after " + timeoutSeconds + " s]\n"
-                    + read(workDir.resolve("qemu.log")));
-        }
-        String text = read(console);
-        Matcher m = EXIT.matcher(text);
-        int rc = -2;
-        while (m.find()) {
-            rc = Integer.parseInt(m.group(1));
-        }
-        if (rc == -2) {
-            text += "\n[no exit marker; qemu exited " + qemu.exitValue() + "]\n" + read(workDir.resolve("qemu.log"));
-        }
-        return new Result(rc, text);
+        Path qemuLog = workDir.resolve("qemu.log");
+        Process qemu = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(qemuLog.toFile()).start();
+        return new Running(qemu, console, qemuLog);
     }
 
     private static String read(Path p) throws IOException {

@@ -25,6 +25,7 @@ import io.vhostj.vhostuser.sys.Fd;
 import io.vhostj.vhostuser.sys.MappedRegion;
 import io.vhostj.vhostuser.sys.Memfd;
 import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.virtq.InflightRegion;
 import io.vhostj.vhostuser.virtq.SplitQueue;
 import io.vhostj.vhostuser.virtq.SplitRingLayout;
 import io.vhostj.vhostuser.worker.KickIdleStrategy;
@@ -45,9 +46,6 @@ public final class VhostUserBackend {
     private static final Logger LOG = LoggerFactory.getLogger(VhostUserBackend.class);
     /** As libvhost-user: enough for memory hotplug, small enough for a linear lookup. */
     static final int MAX_MEM_SLOTS = 32;
-    private static final int INFLIGHT_ALIGN = 64;
-    private static final int INFLIGHT_QUEUE_HEADER = 16;
-    private static final int INFLIGHT_DESC_STATE = 16;
 
     private final VirtioDevice device;
     private final long pollNanos;
@@ -62,6 +60,9 @@ public final class VhostUserBackend {
     private final List<MemoryRegion> regions = new ArrayList<>();
     private GuestMemory memory = GuestMemory.EMPTY;
     private MappedRegion inflight;
+    private long inflightOffset;
+    private int inflightQueues;
+    private int inflightQueueSize;
 
     public VhostUserBackend(VirtioDevice device, long pollNanos) {
         this.device = device;
@@ -508,6 +509,19 @@ public final class VhostUserBackend {
                     + e.getMessage());
         }
         SplitQueue queue = SplitQueue.create(v.size, host[0], host[1], host[2], memory, ackedFeatures, v.base);
+        if (inflight != null && ProtocolFeature.has(ackedProtocolFeatures, ProtocolFeature.INFLIGHT_SHMFD)) {
+            if (v.index < inflightQueues && v.size == inflightQueueSize) {
+                long at = inflight.address() + inflightOffset + v.index * InflightRegion.queueRegionSize(v.size);
+                int resubmit = queue.attachInflight(InflightRegion.open(at, v.size));
+                if (resubmit > 0) {
+                    LOG.warn("{}: queue {} resubmits {} request(s) left in flight by a previous backend",
+                            device.name(), v.index, resubmit);
+                }
+            } else {
+                LOG.warn("{}: queue {} (size {}) has no slot in the inflight region ({} queues of {}): not tracked",
+                        device.name(), v.index, v.size, inflightQueues, inflightQueueSize);
+            }
+        }
         QueueHandler handler = device.queueHandler(v.index, memory);
         String role = "vhostj-" + device.name() + "-q" + v.index;
         QueueWorker worker = new QueueWorker(role, queue, handler, v.call, v.err, v.counters);
@@ -557,11 +571,6 @@ public final class VhostUserBackend {
 
     // ---- inflight tracking -------------------------------------------------------------------------
 
-    static long inflightQueueRegionSize(int queueSize) {
-        long raw = INFLIGHT_QUEUE_HEADER + (long) INFLIGHT_DESC_STATE * queueSize;
-        return (raw + INFLIGHT_ALIGN - 1) & -INFLIGHT_ALIGN;
-    }
-
     private boolean getInflightFd(VhostUserConnection c, VhostUserMessage m)
             throws RequestRefusedException, NativeException {
         requireProtocol(ProtocolFeature.INFLIGHT_SHMFD);
@@ -570,13 +579,19 @@ public final class VhostUserBackend {
         if (numQueues == 0 || numQueues > vrings.length || !SplitRingLayout.isValidQueueSize(queueSize)) {
             throw new RequestRefusedException("inflight region for " + numQueues + " queues of " + queueSize);
         }
-        long size = numQueues * inflightQueueRegionSize(queueSize);
+        long size = numQueues * InflightRegion.queueRegionSize(queueSize);
         try (Fd fd = Memfd.create("vhostj-inflight", size)) {
             MappedRegion mapping = MappedRegion.map(fd.fd(), size, 0);
             if (inflight != null) {
                 inflight.close();
             }
-            inflight = mapping; // a fresh memfd is zero: no request in flight
+            inflight = mapping;
+            inflightOffset = 0;
+            inflightQueues = numQueues;
+            inflightQueueSize = queueSize;
+            for (int i = 0; i < numQueues; i++) {
+                InflightRegion.format(mapping.address() + i * InflightRegion.queueRegionSize(queueSize), queueSize);
+            }
             m.beginReply(Payloads.INFLIGHT_SIZE);
             m.putPayloadLong(Payloads.INFLIGHT_MMAP_SIZE, size);
             m.putPayloadLong(Payloads.INFLIGHT_MMAP_OFFSET, 0);
@@ -596,12 +611,21 @@ public final class VhostUserBackend {
         if (size <= 0 || offset < 0 || size + offset < 0) {
             throw new RequestRefusedException("inflight region of size " + size + " at " + offset);
         }
+        int numQueues = m.payloadShort(Payloads.INFLIGHT_NUM_QUEUES);
+        int queueSize = m.payloadShort(Payloads.INFLIGHT_QUEUE_SIZE);
+        if (!SplitRingLayout.isValidQueueSize(queueSize) || numQueues * InflightRegion.queueRegionSize(queueSize) > size) {
+            throw new RequestRefusedException("inflight region of " + size + " bytes cannot hold " + numQueues
+                    + " queues of " + queueSize);
+        }
         MappedRegion mapping = MappedRegion.map(m.fd(0), size + offset, 0);
         if (inflight != null) {
             inflight.close();
         }
         inflight = mapping;
-        // Resubmitting what was in flight is the block device's business (issue: blk reconnect).
+        inflightOffset = offset;
+        inflightQueues = numQueues;
+        inflightQueueSize = queueSize;
+        LOG.info("{}: inflight region set ({} queues of {})", device.name(), numQueues, queueSize);
     }
 
     // ---- reset -------------------------------------------------------------------------------------

@@ -38,6 +38,10 @@ public final class SplitQueue implements Virtqueue {
     private int publishedUsed;  // used->idx as last stored
     private int signalledUsed;
     private boolean signalledUsedValid;
+    private InflightRegion inflight;
+    private int batchSize;
+    private int[] resubmit = new int[0];
+    private int resubmitted;
 
     private SplitQueue(int size, long desc, long avail, long used, GuestMemory memory, long features,
             int lastAvail) {
@@ -70,6 +74,24 @@ public final class SplitQueue implements Virtqueue {
         return new SplitQueue(size, descHost, availHost, usedHost, memory, features, lastAvailIndex);
     }
 
+    /**
+     * Tracks this queue's requests in an INFLIGHT_SHMFD region and takes back what a previous
+     * backend left in flight: those heads are popped first, oldest first, and the avail index
+     * moves past them (as libvhost-user does: last_avail = used_idx + in flight).
+     * Returns how many requests will be resubmitted.
+     */
+    public int attachInflight(InflightRegion region) {
+        this.inflight = region;
+        int ringUsed = Native.getShortVolatile(used + USED_IDX) & 0xffff;
+        resubmit = region.recover(ringUsed);
+        resubmitted = 0;
+        if (resubmit.length > 0) {
+            lastAvail = (ringUsed + resubmit.length) & 0xffff;
+            shadowAvail = lastAvail;
+        }
+        return resubmit.length;
+    }
+
     @Override
     public int size() {
         return size;
@@ -77,7 +99,7 @@ public final class SplitQueue implements Virtqueue {
 
     @Override
     public boolean hasAvailable() throws QueueBrokenException {
-        if (shadowAvail != lastAvail) {
+        if (shadowAvail != lastAvail || resubmitted < resubmit.length) {
             return true;
         }
         readAvailIdx();
@@ -95,6 +117,10 @@ public final class SplitQueue implements Virtqueue {
 
     @Override
     public boolean pop(DescriptorChain chain) throws QueueBrokenException, ChainException {
+        if (resubmitted < resubmit.length) {
+            chain.load(resubmit[resubmitted++], desc, size, memory, indirect);
+            return true;
+        }
         if (!hasAvailable()) {
             return false;
         }
@@ -102,6 +128,9 @@ public final class SplitQueue implements Virtqueue {
         lastAvail = (lastAvail + 1) & 0xffff;
         if (head >= size) {
             throw new QueueBrokenException("avail ring names head " + head + " in a queue of " + size);
+        }
+        if (inflight != null) {
+            inflight.popped(head);
         }
         chain.load(head, desc, size, memory, indirect);
         return true;
@@ -113,6 +142,10 @@ public final class SplitQueue implements Virtqueue {
         Native.putInt(elem + USED_ELEM_ID, head);
         Native.putInt(elem + USED_ELEM_LEN, writtenLength);
         usedIdx = (usedIdx + 1) & 0xffff;
+        if (inflight != null) {
+            inflight.used(head);
+            batchSize++;
+        }
     }
 
     @Override
@@ -124,6 +157,10 @@ public final class SplitQueue implements Virtqueue {
         // Entries before index (2.7.8.2): the release store orders the element writes first.
         Native.putShortRelease(used + USED_IDX, (short) now);
         publishedUsed = now;
+        if (inflight != null) {
+            inflight.published(batchSize, now);
+            batchSize = 0;
+        }
         // The index store must be visible before we read the driver's suppression state,
         // or both sides can miss each other (2.7.10 / Linux virtqueue_kick_prepare).
         Native.fullFence();
