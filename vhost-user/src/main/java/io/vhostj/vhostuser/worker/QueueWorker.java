@@ -61,6 +61,11 @@ public final class QueueWorker implements Agent {
                 } catch (ChainException e) {
                     written = 0;
                     badRequest(e);
+                } catch (RuntimeException e) {
+                    // a device bug must cost this request, not the queue: return it, keep serving
+                    written = 0;
+                    counters.badRequests++;
+                    LOG.error("{}: device failed on the request at head {}", role, chain.head(), e);
                 }
                 queue.addUsed(chain.head(), written);
                 done++;
