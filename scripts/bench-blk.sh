@@ -26,9 +26,10 @@ img="$work/disk.img"
 # a fully allocated file, so reads hit data and not holes
 fallocate -l "$size" "$img" 2>/dev/null || truncate -s "$size" "$img"
 dd if=/dev/urandom of="$img" bs=1M count=$(( $(stat -c %s "$img") / 1048576 )) conv=notrunc status=none
+sync   # no writeback of the fill may run under the first backend measured
 
 start_qsd() { # name, extra blockdev opts, extra export opts, extra args
-  local sock="$work/$1.sock"
+  sock="$work/$1.sock"   # sets the globals sock and pid (no subshell: pid must survive)
   rm -f "$sock"
   qemu-storage-daemon $4 \
     --blockdev "driver=file,node-name=file0,filename=$img$2" \
@@ -37,20 +38,18 @@ start_qsd() { # name, extra blockdev opts, extra export opts, extra args
   pid=$!
   for _ in $(seq 200); do [[ -S "$sock" ]] && break; sleep 0.05; done
   [[ -S "$sock" ]] || { echo "bench-blk: $1 did not start: $(cat "$work/$1.log")" >&2; exit 1; }
-  echo "$sock"
 }
 stop() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=; }
 cpu_ticks() { # utime + stime of a process and its threads
   awk '{print $14 + $15}' "/proc/$1/stat"
 }
 start_vhostj() {
-  local sock="$work/vhostj.sock"
+  sock="$work/vhostj.sock"
   rm -f "$sock"
   "$ROOT/bin/vhostj" blk --socket-path "$sock" --path "$img" >"$work/vhostj.log" 2>&1 &
   pid=$!
   for _ in $(seq 400); do [[ -S "$sock" ]] && break; sleep 0.05; done
   [[ -S "$sock" ]] || { echo "bench-blk: vhostj did not start: $(cat "$work/vhostj.log")" >&2; exit 1; }
-  echo "$sock"
 }
 run_jobs() { # name socket
   for j in "${jobs[@]}"; do
@@ -67,12 +66,12 @@ run_jobs() { # name socket
 jobs=("randread 4k 1" "randwrite 4k 1" "randread 4k 32" "randwrite 4k 32" "read 128k 8" "write 128k 8")
 results="$work/results.jsonl"
 "$ROOT/bin/vhostj" --help >/dev/null   # build once, before any timing
-sock=$(start_vhostj)
+start_vhostj
 run_jobs vhostj "$sock"
 stop
 for cfg in "qsd-default||" "qsd-io_uring|,aio=io_uring|" "qsd-iothread-poll|,aio=io_uring|,iothread=io0|--object iothread,id=io0,poll-max-ns=50000"; do
   IFS='|' read -r name bdev exp args <<<"$cfg"
-  sock=$(start_qsd "$name" "$bdev" "$exp" "$args")
+  start_qsd "$name" "$bdev" "$exp" "$args"
   run_jobs "$name" "$sock"
   stop
 done
