@@ -61,14 +61,16 @@ GUEST
 (cd "$work/rd" && echo test.sh | cpio -o -H newc --quiet | gzip -1) >"$work/test.cpio.gz"
 cat "$guest/base.cpio.gz" "$work/test.cpio.gz" >"$work/initrd"
 
+esc=$(printf '\033')   # the firmware's terminal escapes are noise here
 echo "== booting the guest (QEMU TCG, 1 GiB shared memory, vhost-user-blk-pci)"
 timeout 300 qemu-system-x86_64 -accel tcg -m 1G -smp 2 \
   -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \
   -kernel "$guest/vmlinuz" -initrd "$work/initrd" -append "console=ttyS0 quiet panic=-1" \
   -nographic -no-reboot -monitor none \
   -chardev socket,id=c0,path="$work/blk.sock" -device vhost-user-blk-pci,chardev=c0,num-queues=2 \
-  | tr -d '\r' | sed -e 's/c//g; s/[[0-9;?]*[a-zA-Z]//g' | sed -n '/VHOSTJ-GUEST-UP/,/VHOSTJ-GUEST-EXIT/p'
+  | tr -d '\r' | sed -e "s/${esc}c//g; s/${esc}\[[0-9;?]*[a-zA-Z]//g" | sed -n '/VHOSTJ-GUEST-UP/,/VHOSTJ-GUEST-EXIT/p'
 
 echo "== host side"
 grep -E 'queue [01] stopped' "$work/blk.log" | tail -2 | sed 's/.*INFO [^ ]* - /   backend: /'
 echo "   image: $(du -h --apparent-size "$work/disk.img" | cut -f1) apparent, $(du -h "$work/disk.img" | cut -f1) allocated after fstrim"
+
