@@ -195,7 +195,7 @@ public final class DescriptorChain {
      * address {@code dst}, across segment boundaries.
      */
     public void readFromChain(long offset, long dst, long length) throws ChainException {
-        if (offset < 0 || length < 0 || offset + length > readableBytes) {
+        if (offset < 0 || length < 0 || offset > readableBytes || length > readableBytes - offset) {
             throw new ChainException("read of " + length + " bytes at " + offset + " past the readable "
                     + readableBytes + " bytes");
         }
@@ -204,7 +204,7 @@ public final class DescriptorChain {
 
     /** Copies {@code length} bytes from host {@code src} into the writable part at {@code offset}. */
     public void writeToChain(long offset, long src, long length) throws ChainException {
-        if (offset < 0 || length < 0 || offset + length > writableBytes) {
+        if (offset < 0 || length < 0 || offset > writableBytes || length > writableBytes - offset) {
             throw new ChainException("write of " + length + " bytes at " + offset + " past the writable "
                     + writableBytes + " bytes");
         }
@@ -218,7 +218,7 @@ public final class DescriptorChain {
      */
     public int toIovecs(boolean writable, long offset, long length, long iov, int maxIov) throws ChainException {
         long total = writable ? writableBytes : readableBytes;
-        if (offset < 0 || length < 0 || offset + length > total) {
+        if (offset < 0 || length < 0 || offset > total || length > total - offset) {
             throw new ChainException("range " + offset + "+" + length + " outside the " + total + " "
                     + (writable ? "writable" : "readable") + " bytes");
         }

@@ -85,10 +85,10 @@ public final class KickIdleStrategy implements IdleStrategy {
 
     private void park() {
         try {
-            if (!notificationsOn) {
-                queue.enableNotifications();
-                notificationsOn = true;
-            }
+            // Every time, not once: with EVENT_IDX "on" means avail_event = where we stand now,
+            // and that moves with every request popped since the last park.
+            queue.enableNotifications();
+            notificationsOn = true;
             // Re-check after the fence in enableNotifications: a request added before the driver
             // saw notifications on would otherwise wait for the next kick.
             if (queue.hasAvailable()) {
