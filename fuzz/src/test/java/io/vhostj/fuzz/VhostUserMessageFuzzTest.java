@@ -53,12 +53,6 @@ class VhostUserMessageFuzzTest {
     private static final int MAX_INPUT = 16 << 10;
     /** Guest RAM as the seeds map it. */
     static final long RAM_SIZE = 64 << 10;
-    /**
-     * The memfd behind it. Any region that mmap accepts lies inside a file of 2^63 - 1 bytes,
-     * which keeps the known SIGBUS (a region past the end of its file) from ending every run.
-     */
-    private static final long RAM_FILE_SIZE = KnownBugs.check(KnownBugs.MEMORY_REGION_PAST_END_OF_FILE)
-            ? RAM_SIZE : Long.MAX_VALUE;
     private static final int SHUT_WR = 1;
 
     @TempDir
@@ -88,18 +82,12 @@ class VhostUserMessageFuzzTest {
     void serveConnection(byte[] input) throws Exception {
         byte[] bounded = input.length > MAX_INPUT ? Arrays.copyOf(input, MAX_INPUT) : input;
         List<Record> records = MessageScript.parse(bounded, MAX_MESSAGES);
-        if (!KnownBugs.check(KnownBugs.INFLIGHT_UNMAPPED_UNDER_RUNNING_QUEUE)) {
-            records = stopQueuesBeforeInflightChanges(records);
-        }
-        Record firstRejected = null;
         for (Record r : records) {
-            if (!checkDecoder(r) && firstRejected == null) {
-                firstRejected = r;
-            }
+            checkDecoder(r);
         }
 
         // Fresh guest RAM and doorbell per connection: nothing carries over from the last input.
-        try (Fd ram = Memfd.create("vhostj-fuzz-ram", RAM_FILE_SIZE);
+        try (Fd ram = Memfd.create("vhostj-fuzz-ram", RAM_SIZE);
                 EventFd doorbell = EventFd.create();
                 UnixSocket client = UnixSocket.connect(socketPath);
                 UnixSocket server = listener.accept()) {
@@ -122,29 +110,7 @@ class VhostUserMessageFuzzTest {
             RecordingLoggerProvider.Failure f = failures.get(0);
             throw new AssertionError("backend logged " + f.logger() + ": " + f.message(), f.cause());
         }
-        checkNothingLeft(records, firstRejected);
-    }
-
-    /**
-     * Puts a GET_VRING_BASE for every queue before each GET/SET_INFLIGHT_FD, so that no queue
-     * runs when the backend replaces its inflight mapping (see
-     * {@link KnownBugs#INFLIGHT_UNMAPPED_UNDER_RUNNING_QUEUE}).
-     */
-    private static List<Record> stopQueuesBeforeInflightChanges(List<Record> records) {
-        List<Record> out = new ArrayList<>();
-        for (Record r : records) {
-            int request = r.headerInt(VhostUserMessage.REQUEST_OFFSET);
-            if (!r.truncated() && (request == GET_INFLIGHT_FD || request == SET_INFLIGHT_FD)) {
-                for (int q = 0; q < FuzzDevice.QUEUES; q++) {
-                    byte[] stop = new MessageScript.Builder()
-                            .message(GET_VRING_BASE, 0, new MessageScript.Payload(8).u32(q).u32(0).array())
-                            .build();
-                    out.add(new Record(stop[0], Arrays.copyOfRange(stop, 1, stop.length)));
-                }
-            }
-            out.add(r);
-        }
-        return out.size() <= MAX_MESSAGES ? out : out.subList(0, MAX_MESSAGES);
+        checkNothingLeft(records);
     }
 
     /**
@@ -183,22 +149,12 @@ class VhostUserMessageFuzzTest {
      * Every descriptor the backend received is closed or owned by state that {@code serve()}
      * resets at the end of the connection; every region it mapped is unmapped.
      */
-    private static void checkNothingLeft(List<Record> records, Record firstRejected) {
+    private static void checkNothingLeft(List<Record> records) {
         NativeCensus after = NativeCensus.take();
         if (after.equals(baseline)) {
             return;
         }
         List<Integer> leaked = after.newDescriptors(baseline);
-        if (!KnownBugs.check(KnownBugs.FDS_OF_REJECTED_MESSAGE_LEAK)
-                && after.memfdMappings() == baseline.memfdMappings()
-                && firstRejected != null && leaked.size() <= firstRejected.fdCount()) {
-            // The known leak: the descriptors that came with the message the connection broke on.
-            // Close them so that the next input starts from the baseline again.
-            for (int fd : leaked) {
-                Native.LIBC.close(fd);
-            }
-            return;
-        }
         // Close what leaked so that the next input is judged on its own.
         for (int fd : leaked) {
             Native.LIBC.close(fd);

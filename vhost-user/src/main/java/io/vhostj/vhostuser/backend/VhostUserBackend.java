@@ -91,7 +91,12 @@ public final class VhostUserBackend {
     public void serve(VhostUserConnection connection) {
         try (VhostUserMessage m = new VhostUserMessage()) {
             while (connection.read(m)) {
-                handle(connection, m);
+                try {
+                    handle(connection, m);
+                } finally {
+                    // A message refused before dispatch still brought its descriptors.
+                    m.closeFds();
+                }
             }
             LOG.info("{}: frontend disconnected", device.name());
         } catch (VhostUserProtocolException e) {
@@ -100,6 +105,9 @@ public final class VhostUserBackend {
             LOG.error("{}: connection failed: {}", device.name(), e.getMessage());
         } catch (RuntimeException e) {
             LOG.error("{}: internal error, closing the connection", device.name(), e);
+        } catch (InternalError e) {
+            // HotSpot's answer to SIGBUS on a mapped file that shrank under us: the peer's doing.
+            LOG.error("{}: memory fault in shared memory, closing the connection: {}", device.name(), e.getMessage());
         } finally {
             resetAll();
         }
@@ -344,6 +352,11 @@ public final class VhostUserBackend {
      * the table, restart the queues on the new view.
      */
     private void replaceMemory(MemorySwap swap) throws VhostUserProtocolException {
+        whileStopped(() -> memory = swap.apply());
+    }
+
+    /** Runs {@code change} with every running queue stopped, then restarts them. */
+    private void whileStopped(Runnable change) throws VhostUserProtocolException {
         List<Vring> stopped = new ArrayList<>();
         for (Vring v : vrings) {
             if (v.isRunning()) {
@@ -351,10 +364,27 @@ public final class VhostUserBackend {
                 stopped.add(v);
             }
         }
-        memory = swap.apply();
+        change.run();
         for (Vring v : stopped) {
             maybeStart(v);
         }
+    }
+
+    /**
+     * Swaps the inflight region. A running worker records into the old one, so it is stopped
+     * before the old mapping goes away and restarted on the new one.
+     */
+    private void replaceInflight(MappedRegion mapping, long offset, int numQueues, int queueSize)
+            throws VhostUserProtocolException {
+        whileStopped(() -> {
+            if (inflight != null) {
+                inflight.close();
+            }
+            inflight = mapping;
+            inflightOffset = offset;
+            inflightQueues = numQueues;
+            inflightQueueSize = queueSize;
+        });
     }
 
     // ---- vrings ------------------------------------------------------------------------------------
@@ -572,7 +602,7 @@ public final class VhostUserBackend {
     // ---- inflight tracking -------------------------------------------------------------------------
 
     private boolean getInflightFd(VhostUserConnection c, VhostUserMessage m)
-            throws RequestRefusedException, NativeException {
+            throws RequestRefusedException, NativeException, VhostUserProtocolException {
         requireProtocol(ProtocolFeature.INFLIGHT_SHMFD);
         int numQueues = m.payloadShort(Payloads.INFLIGHT_NUM_QUEUES);
         int queueSize = m.payloadShort(Payloads.INFLIGHT_QUEUE_SIZE);
@@ -582,16 +612,10 @@ public final class VhostUserBackend {
         long size = numQueues * InflightRegion.queueRegionSize(queueSize);
         try (Fd fd = Memfd.create("vhostj-inflight", size)) {
             MappedRegion mapping = MappedRegion.map(fd.fd(), size, 0);
-            if (inflight != null) {
-                inflight.close();
-            }
-            inflight = mapping;
-            inflightOffset = 0;
-            inflightQueues = numQueues;
-            inflightQueueSize = queueSize;
             for (int i = 0; i < numQueues; i++) {
                 InflightRegion.format(mapping.address() + i * InflightRegion.queueRegionSize(queueSize), queueSize);
             }
+            replaceInflight(mapping, 0, numQueues, queueSize);
             m.beginReply(Payloads.INFLIGHT_SIZE);
             m.putPayloadLong(Payloads.INFLIGHT_MMAP_SIZE, size);
             m.putPayloadLong(Payloads.INFLIGHT_MMAP_OFFSET, 0);
@@ -604,7 +628,8 @@ public final class VhostUserBackend {
         return true;
     }
 
-    private void setInflightFd(VhostUserMessage m) throws RequestRefusedException, NativeException {
+    private void setInflightFd(VhostUserMessage m)
+            throws RequestRefusedException, NativeException, VhostUserProtocolException {
         requireProtocol(ProtocolFeature.INFLIGHT_SHMFD);
         long size = m.payloadLong(Payloads.INFLIGHT_MMAP_SIZE);
         long offset = m.payloadLong(Payloads.INFLIGHT_MMAP_OFFSET);
@@ -618,13 +643,7 @@ public final class VhostUserBackend {
                     + " queues of " + queueSize);
         }
         MappedRegion mapping = MappedRegion.map(m.fd(0), size + offset, 0);
-        if (inflight != null) {
-            inflight.close();
-        }
-        inflight = mapping;
-        inflightOffset = offset;
-        inflightQueues = numQueues;
-        inflightQueueSize = queueSize;
+        replaceInflight(mapping, offset, numQueues, queueSize);
         LOG.info("{}: inflight region set ({} queues of {})", device.name(), numQueues, queueSize);
     }
 

@@ -31,6 +31,17 @@ public final class VhostUserConnection implements AutoCloseable {
             m.closeFds();
             return false;
         }
+        try {
+            readRest(m, got);
+        } catch (VhostUserProtocolException | NativeException | RuntimeException e) {
+            m.closeFds();
+            throw e;
+        }
+        return true;
+    }
+
+    private void readRest(VhostUserMessage m, int got) throws NativeException, VhostUserProtocolException {
+        long addr = m.address();
         if (got < VhostUserMessage.HEADER_SIZE
                 && !socket.receiveFully(addr + got, VhostUserMessage.HEADER_SIZE - got)) {
             throw new VhostUserProtocolException("connection closed inside a message header");
@@ -49,7 +60,6 @@ public final class VhostUserConnection implements AutoCloseable {
             throw new VhostUserProtocolException(FrontendRequest.name(m.request())
                     + ": connection closed inside a payload");
         }
-        return true;
     }
 
     /** Sends {@code m} with the descriptors attached to it; they stay owned by the caller. */

@@ -67,6 +67,8 @@ public interface LibC {
 
     long lseek(int fd, long offset, int whence);
 
+    int fstat(int fd, long statbuf);
+
     int fsync(int fd);
 
     int ioctl(int fd, long request, long arg);

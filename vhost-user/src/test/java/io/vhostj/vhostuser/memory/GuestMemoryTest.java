@@ -15,6 +15,7 @@ import io.vhostj.vhostuser.sys.Fd;
 import io.vhostj.vhostuser.sys.MappedRegion;
 import io.vhostj.vhostuser.sys.Memfd;
 import io.vhostj.vhostuser.sys.Native;
+import io.vhostj.vhostuser.sys.NativeException;
 
 /**
  * Translation of guest-physical and frontend-virtual addresses over real memfd mappings: a range
@@ -252,5 +253,19 @@ class GuestMemoryTest {
         assertEquals(0x7f00_0000_0000L, r.userAddr());
         assertTrue(r.toString().contains("0x10000..0x10fff"), r.toString());
         assertFalse(GuestMemory.of(List.of(r)).isEmpty());
+    }
+
+    @Test
+    void shouldRefuseARegionThatReachesPastTheEndOfItsFile() throws Exception {
+        // Touching a mapped page past the end of the file would raise SIGBUS in the JVM.
+        try (Fd fd = Memfd.create("guest-memory-short-file", 2 * PAGE);
+                Fd eventFd = new Fd(Native.LIBC.eventfd(0, 0))) {
+            assertThrows(NativeException.class, () -> MemoryRegion.map(0x10000, 2 * PAGE, 0x7f00_0000_0000L, PAGE, fd.fd()));
+            assertThrows(NativeException.class, () -> MemoryRegion.map(0x10000, 3 * PAGE, 0x7f00_0000_0000L, 0, fd.fd()));
+            assertThrows(NativeException.class, () -> MemoryRegion.map(0x10000, PAGE, 0x7f00_0000_0000L, 0, eventFd.fd()));
+            try (MemoryRegion exact = MemoryRegion.map(0x10000, PAGE, 0x7f00_0000_0000L, PAGE, fd.fd())) {
+                assertEquals(PAGE, exact.size());
+            }
+        }
     }
 }
