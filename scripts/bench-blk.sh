@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Side-by-side vhost-user-blk benchmark through vhostj's frontend ('vhostj bench blk'):
 # the same file, the same load, one run, each backend configuration in turn.
-#   scripts/bench-blk.sh [--runtime S] [--size 1G] [--out FILE.md]
+#   scripts/bench-blk.sh [--runtime S] [--size 1G] [--direct] [--vhostj-args "ARGS"] [--out FILE.md]
 # Backends: vhostj blk, and qemu-storage-daemon default, with aio=io_uring, and with an
-# iothread polling (poll-max-ns=50000). All buffered (page cache), on one 1 GiB file of
-# random data.
+# iothread polling (poll-max-ns=50000). Buffered (page cache) unless --direct (O_DIRECT on
+# both sides: vhostj --direct, qsd cache.direct=on), on one file of random data.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
-runtime=5; size=1G; out=
+runtime=5; size=1G; out=; direct=; vhostj_args=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runtime) runtime=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --direct) direct=1; shift ;;
+    --vhostj-args) vhostj_args=$2; shift 2 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-blk: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +34,7 @@ start_qsd() { # name, extra blockdev opts, extra export opts, extra args
   sock="$work/$1.sock"   # sets the globals sock and pid (no subshell: pid must survive)
   rm -f "$sock"
   qemu-storage-daemon $4 \
-    --blockdev "driver=file,node-name=file0,filename=$img$2" \
+    --blockdev "driver=file,node-name=file0,filename=$img$2${direct:+,cache.direct=on}" \
     --export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=$sock,writable=on$3" \
     >"$work/$1.log" 2>&1 &
   pid=$!
@@ -46,7 +48,8 @@ cpu_ticks() { # utime + stime of a process and its threads
 start_vhostj() {
   sock="$work/vhostj.sock"
   rm -f "$sock"
-  "$ROOT/bin/vhostj" blk --socket-path "$sock" --path "$img" >"$work/vhostj.log" 2>&1 &
+  # shellcheck disable=SC2086
+  "$ROOT/bin/vhostj" blk --socket-path "$sock" --path "$img" ${direct:+--direct} $vhostj_args >"$work/vhostj.log" 2>&1 &
   pid=$!
   for _ in $(seq 400); do [[ -S "$sock" ]] && break; sleep 0.05; done
   [[ -S "$sock" ]] || { echo "bench-blk: vhostj did not start: $(cat "$work/vhostj.log")" >&2; exit 1; }

@@ -15,6 +15,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import io.vhostj.bench.BlkClient;
+import io.vhostj.blk.Aio;
 import io.vhostj.blk.BlkDevice;
 import io.vhostj.blk.FileBackingStore;
 import io.vhostj.blk.VirtioBlk;
@@ -22,7 +23,10 @@ import io.vhostj.vhostuser.backend.VhostUserBackend;
 import io.vhostj.vhostuser.backend.VhostUserServer;
 import io.vhostj.vhostuser.sys.Native;
 
-/** vhostj's blk backend driven by vhostj's frontend over a real socket and a real file. */
+/**
+ * vhostj's blk backend driven by vhostj's frontend over a real socket and a real file, with the
+ * inline engine; {@link VhostjBlkUringFrontendTest} runs the same with io_uring.
+ */
 class VhostjBlkFrontendTest {
     private static final int MIB = 1 << 20;
     private static final long TIMEOUT = 5_000_000_000L;
@@ -33,9 +37,19 @@ class VhostjBlkFrontendTest {
     private Thread thread;
     private FileBackingStore store;
 
+    /** The engine under test. */
+    Aio aio() {
+        return Aio.SYNC;
+    }
+
+    /** Whether the disk is opened with O_DIRECT. */
+    boolean direct() {
+        return false;
+    }
+
     private Path start(Path image, boolean readOnly) throws Exception {
-        store = FileBackingStore.open(image, readOnly, false);
-        BlkDevice device = new BlkDevice(store, 2, 256, 512, "serial-1234", false);
+        store = FileBackingStore.open(image, readOnly, direct());
+        BlkDevice device = new BlkDevice(store, 2, 256, 512, "serial-1234", false, aio());
         Path socket = dir.resolve("blk.sock");
         server = VhostUserServer.listen(new VhostUserBackend(device, 20_000), socket);
         thread = new Thread(server::run, "blk-server");
@@ -166,5 +180,74 @@ class VhostjBlkFrontendTest {
             assertEquals(VirtioBlk.S_IOERR, blk.syncRequest(VirtioBlk.T_OUT, 0, 4096, TIMEOUT));
             assertEquals(VirtioBlk.S_OK, blk.syncRequest(VirtioBlk.T_IN, 0, 4096, TIMEOUT));
         }
+    }
+
+    @Test
+    void shouldKeepManyRequestsInFlightAndReadBackWhatEachWrote() throws Exception {
+        int depth = 32;
+        int length = 4096;
+        Path image = image(16 * MIB);
+        try (BlkClient blk = BlkClient.connect(start(image, false), 256, depth, length)) {
+            byte[][] data = new byte[depth][length];
+            Random random = new Random(11);
+            for (int slot = 0; slot < depth; slot++) {
+                random.nextBytes(data[slot]);
+                Native.copyFromArray(data[slot], 0, blk.data(slot), length);
+                // spread over the disk, in an order that is not the slots' order
+                assertTrue(blk.submit(slot, VirtioBlk.T_OUT, (long) ((slot * 7) % depth) * 64 * 1024, length));
+            }
+            blk.flush();
+            int[] status = awaitAll(blk, depth, 0);
+            for (int slot = 0; slot < depth; slot++) {
+                assertEquals(VirtioBlk.S_OK, status[slot], "write of slot " + slot);
+                Native.zero(blk.data(slot), length);
+                assertTrue(blk.submit(slot, VirtioBlk.T_IN, (long) ((slot * 7) % depth) * 64 * 1024, length));
+            }
+            blk.flush();
+            status = awaitAll(blk, depth, length + 1);
+            for (int slot = 0; slot < depth; slot++) {
+                assertEquals(VirtioBlk.S_OK, status[slot], "read of slot " + slot);
+                byte[] back = new byte[length];
+                Native.copyToArray(blk.data(slot), back, 0, length);
+                assertArrayEquals(data[slot], back, "slot " + slot + " reads back what it wrote");
+            }
+        }
+    }
+
+    @Test
+    void shouldFinishRequestsInFlightWhenTheFrontendGoesAwayAndServeTheNextOne() throws Exception {
+        Path image = image(16 * MIB);
+        Path socket = start(image, false);
+        try (BlkClient blk = BlkClient.connect(socket, 256, 32, 64 * 1024)) {
+            for (int slot = 0; slot < 32; slot++) {
+                assertTrue(blk.submit(slot, slot % 2 == 0 ? VirtioBlk.T_OUT : VirtioBlk.T_IN,
+                        (long) slot * 64 * 1024, 64 * 1024));
+            }
+            blk.flush();
+            // close at once: the backend must let the I/O finish before it unmaps guest memory
+        }
+        try (BlkClient blk = BlkClient.connect(socket, 64, 2, 4096)) {
+            assertEquals(VirtioBlk.S_OK, blk.syncRequest(VirtioBlk.T_IN, 0, 4096, TIMEOUT));
+        }
+    }
+
+    /** Waits for {@code n} completions; returns the status of each slot. */
+    private static int[] awaitAll(BlkClient blk, int n, int expectedLength) {
+        int[] status = new int[n];
+        java.util.Arrays.fill(status, -1);
+        int[] done = {0};
+        long deadline = System.nanoTime() + TIMEOUT;
+        while (done[0] < n) {
+            blk.poll((slot, st, len) -> {
+                status[slot] = st;
+                if (expectedLength > 0) {
+                    assertEquals(expectedLength, len, "used length of slot " + slot);
+                }
+                done[0]++;
+            });
+            assertTrue(System.nanoTime() < deadline, "only " + done[0] + " of " + n + " requests completed");
+            Thread.onSpinWait();
+        }
+        return status;
     }
 }

@@ -12,6 +12,15 @@ public interface BackingStore extends AutoCloseable {
 
     boolean isReadOnly();
 
+    /**
+     * A descriptor on which positional reads, writes and fdatasync are exactly this store's
+     * {@link #read}, {@link #write} and {@link #flush}, so that they may be issued
+     * asynchronously (io_uring); -1 if there is none.
+     */
+    default int fd() {
+        return -1;
+    }
+
     /** Reads {@code length} bytes at {@code offset} into the iovecs; false on a short read or I/O error. */
     boolean read(long iov, int iovCount, long offset, long length) throws NativeException;
 

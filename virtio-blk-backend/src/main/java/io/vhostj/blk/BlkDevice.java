@@ -4,14 +4,22 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
 import io.vhostj.vhostuser.device.QueueHandler;
 import io.vhostj.vhostuser.device.VirtioDevice;
 import io.vhostj.vhostuser.memory.GuestMemory;
 import io.vhostj.vhostuser.protocol.ProtocolFeature;
+import io.vhostj.vhostuser.sys.IoUring;
+import io.vhostj.vhostuser.sys.NativeException;
 import io.vhostj.vhostuser.virtq.VirtioFeatures;
 
 /** A virtio-blk device over a {@link BackingStore} (virtio 1.2, 5.2). */
 public final class BlkDevice implements VirtioDevice {
+    private static final Logger LOG = LoggerFactory.getLogger(BlkDevice.class);
+    /** Requests one queue keeps in flight with io_uring (its ring's submission entries). */
+    static final int RING_ENTRIES = 128;
     /** Largest single data segment we advertise (size_max). */
     static final int SIZE_MAX = 1 << 20;
     /** Largest discard / write-zeroes request, in sectors: 1 GiB. */
@@ -25,9 +33,16 @@ public final class BlkDevice implements VirtioDevice {
     private final byte[] serial;
     private final boolean flushIsNoop;
     private volatile boolean writeback = true;
+    private final Aio aio;
+    private volatile boolean uringFailed;
 
     public BlkDevice(BackingStore store, int numQueues, int maxQueueSize, int blockSize, String serial,
             boolean flushIsNoop) {
+        this(store, numQueues, maxQueueSize, blockSize, serial, flushIsNoop, Aio.SYNC);
+    }
+
+    public BlkDevice(BackingStore store, int numQueues, int maxQueueSize, int blockSize, String serial,
+            boolean flushIsNoop, Aio aio) {
         if (blockSize != 512 && blockSize != 4096) {
             throw new IllegalArgumentException("block size must be 512 or 4096, not " + blockSize);
         }
@@ -42,6 +57,7 @@ public final class BlkDevice implements VirtioDevice {
         byte[] s = serial.getBytes(StandardCharsets.UTF_8);
         this.serial = java.util.Arrays.copyOf(s, Math.min(s.length, VirtioBlk.ID_BYTES));
         this.flushIsNoop = flushIsNoop;
+        this.aio = aio;
     }
 
     @Override
@@ -122,7 +138,17 @@ public final class BlkDevice implements VirtioDevice {
 
     @Override
     public QueueHandler queueHandler(int index, GuestMemory memory) {
-        return new BlkQueueHandler(store, serial, flushIsNoop);
+        IoUring ring = null;
+        if (aio == Aio.IO_URING && store.fd() >= 0 && !uringFailed) {
+            try {
+                ring = IoUring.create(Math.min(RING_ENTRIES, maxQueueSize));
+            } catch (NativeException e) {
+                // seccomp (docker's default profile) and old kernels refuse io_uring: keep serving
+                uringFailed = true;
+                LOG.warn("blk: io_uring unavailable ({}): queues serve requests inline (--aio sync)", e.getMessage());
+            }
+        }
+        return new BlkQueueHandler(store, serial, flushIsNoop, ring);
     }
 
     BackingStore store() {

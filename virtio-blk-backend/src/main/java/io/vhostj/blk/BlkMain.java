@@ -47,6 +47,12 @@ public final class BlkMain implements Callable<Integer> {
             description = "Open the disk with O_DIRECT (guest buffers that are not aligned go through the page cache).")
     boolean direct;
 
+    @Option(names = "--aio", defaultValue = "io_uring", paramLabel = "MODE",
+            description = "I/O engine: io_uring (up to " + BlkDevice.RING_ENTRIES + " requests in flight per queue) or "
+                    + "sync (one at a time, inline on the queue's thread). Default: ${DEFAULT-VALUE}; "
+                    + "falls back to sync where io_uring is not permitted.")
+    String aio;
+
     @Option(names = "--volatile-cache",
             description = "Treat FLUSH as a no-op: only for scratch disks whose contents may be lost.")
     boolean volatileCache;
@@ -60,6 +66,7 @@ public final class BlkMain implements Callable<Integer> {
             System.out.println("{\"type\": \"block\", \"features\": [\"read-only\", \"blk-file\"]}");
             return 0;
         }
+        Aio engine;
         try {
             backend.applyLogLevel();
             backend.validate();
@@ -78,6 +85,7 @@ public final class BlkMain implements Callable<Integer> {
             if (blockSize != 512 && blockSize != 4096) {
                 throw new IllegalArgumentException("--block-size must be 512 or 4096");
             }
+            engine = Aio.parse(aio);
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj blk: " + e.getMessage());
             return 2;
@@ -92,13 +100,14 @@ public final class BlkMain implements Callable<Integer> {
         try (store) {
             BlkDevice device;
             try {
-                device = new BlkDevice(store, numQueues, queueSize, blockSize, serial, volatileCache);
+                device = new BlkDevice(store, numQueues, queueSize, blockSize, serial, volatileCache, engine);
             } catch (IllegalArgumentException e) {
                 System.err.println("vhostj blk: " + e.getMessage());
                 return 2;
             }
-            org.slf4j.LoggerFactory.getLogger(BlkMain.class).info("blk: {} ({} bytes{}{}), {} queue(s) of up to {}",
-                    path, store.size(), readOnly ? ", read-only" : "", direct ? ", O_DIRECT" : "", numQueues, queueSize);
+            org.slf4j.LoggerFactory.getLogger(BlkMain.class).info("blk: {} ({} bytes{}{}), {} queue(s) of up to {}, aio={}",
+                    path, store.size(), readOnly ? ", read-only" : "", direct ? ", O_DIRECT" : "", numQueues, queueSize,
+                    engine);
             return BackendLauncher.run(backend, device);
         }
     }

@@ -56,6 +56,11 @@ public final class FileBackingStore implements BackingStore {
     }
 
     @Override
+    public int fd() {
+        return fd.fd();
+    }
+
+    @Override
     public boolean read(long iov, int iovCount, long offset, long length) throws NativeException {
         return transfer(false, iov, iovCount, offset, length);
     }

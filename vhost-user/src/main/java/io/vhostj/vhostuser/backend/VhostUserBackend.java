@@ -555,7 +555,7 @@ public final class VhostUserBackend {
         QueueHandler handler = device.queueHandler(v.index, memory);
         String role = "vhostj-" + device.name() + "-q" + v.index;
         QueueWorker worker = new QueueWorker(role, queue, handler, v.call, v.err, v.counters);
-        KickIdleStrategy idle = new KickIdleStrategy(queue, v.kick, pollNanos, v.counters);
+        KickIdleStrategy idle = new KickIdleStrategy(queue, worker, v.kick, pollNanos, v.counters);
         AgentRunner runner = new AgentRunner(idle, t -> LOG.error("{}: worker failed", role, t), null, worker);
         v.start(queue, worker, idle, runner);
         LOG.info("{}: queue {} started (size {}, avail index {})", device.name(), v.index, v.size, v.base);

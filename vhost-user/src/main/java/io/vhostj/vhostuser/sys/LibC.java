@@ -76,4 +76,7 @@ public interface LibC {
     int sched_setaffinity(int pid, long cpusetsize, long mask);
 
     int getpid();
+
+    /** syscall(2), for calls glibc has no wrapper for (io_uring). Unused arguments are 0. */
+    long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
 }

@@ -112,6 +112,14 @@ public final class Native {
         UnsafeApi.putShortVolatile(null, address, value);
     }
 
+    public static int getIntAcquire(long address) {
+        return UnsafeApi.getIntAcquire(null, address);
+    }
+
+    public static void putIntRelease(long address, int value) {
+        UnsafeApi.putIntRelease(null, address, value);
+    }
+
     /** Store-load barrier: publish a flag/event index, then re-read the other side's index. */
     public static void fullFence() {
         UnsafeApi.fullFence();

@@ -8,6 +8,7 @@ import org.slf4j.LoggerFactory;
 
 import io.vhostj.vhostuser.sys.EventFd;
 import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.sys.Poll;
 import io.vhostj.vhostuser.virtq.QueueBrokenException;
 import io.vhostj.vhostuser.virtq.Virtqueue;
 
@@ -23,6 +24,7 @@ public final class KickIdleStrategy implements IdleStrategy {
     private static final int PARK_TIMEOUT_MS = 1000;
 
     private final Virtqueue queue;
+    private final QueueWorker worker; // null in tests that drive the strategy alone
     private final EventFd kick; // null: the frontend never kicks (SET_VRING_KICK with no fd)
     private final long pollNanos;
     private final QueueCounters counters;
@@ -31,7 +33,17 @@ public final class KickIdleStrategy implements IdleStrategy {
     private boolean notificationsOn = true;
 
     public KickIdleStrategy(Virtqueue queue, EventFd kick, long pollNanos, QueueCounters counters) {
+        this(queue, null, kick, pollNanos, counters);
+    }
+
+    /**
+     * With a worker whose handler completes requests later: while any is pending, a park also
+     * wakes when its completion descriptor becomes readable.
+     */
+    public KickIdleStrategy(Virtqueue queue, QueueWorker worker, EventFd kick, long pollNanos,
+            QueueCounters counters) {
         this.queue = queue;
+        this.worker = worker;
         this.kick = kick;
         this.pollNanos = pollNanos;
         this.counters = counters;
@@ -96,8 +108,19 @@ public final class KickIdleStrategy implements IdleStrategy {
                 return;
             }
             counters.parks++;
-            while (!stopping && !kick.await(PARK_TIMEOUT_MS)) {
-                // timeout: look at the stop flag again
+            int completions = worker == null || worker.pending() == 0 ? -1 : worker.completionFd();
+            if (completions >= 0) {
+                // one wake-up for either: a kick or a finished request, whichever comes first
+                Poll.eitherReadable(kick.fd(), completions, PARK_TIMEOUT_MS);
+                // the frontend's kick fd may be blocking: read it only if it is readable
+                if (!Poll.readable(kick.fd(), 0)) {
+                    afterWake();
+                    return;
+                }
+            } else {
+                while (!stopping && !kick.await(PARK_TIMEOUT_MS)) {
+                    // timeout: look at the stop flag again
+                }
             }
             if (kick.drain() != 0) {
                 counters.kicksReceived++;

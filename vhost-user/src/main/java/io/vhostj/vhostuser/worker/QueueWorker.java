@@ -30,6 +30,7 @@ public final class QueueWorker implements Agent {
     private final EventFd err;
     private final QueueCounters counters;
     private final DescriptorChain chain = new DescriptorChain();
+    private final QueueHandler.Completion completion = this::complete;
     private boolean broken;
 
     public QueueWorker(String role, Virtqueue queue, QueueHandler handler, EventFd call, EventFd err,
@@ -45,11 +46,12 @@ public final class QueueWorker implements Agent {
     @Override
     public int doWork() {
         if (broken) {
-            return 0;
+            return reapOnly();
         }
-        int done = 0;
+        int popped = 0;
+        int used = handler.reap(completion);
         try {
-            while (done < MAX_BATCH) {
+            while (popped < MAX_BATCH && handler.canAccept()) {
                 int written;
                 try {
                     if (!queue.pop(chain)) {
@@ -57,7 +59,6 @@ public final class QueueWorker implements Agent {
                     }
                     written = handler.handle(chain);
                     counters.bytesRead += chain.readableBytes();
-                    counters.bytesWritten += written;
                 } catch (ChainException e) {
                     written = 0;
                     badRequest(e);
@@ -67,28 +68,66 @@ public final class QueueWorker implements Agent {
                     counters.badRequests++;
                     LOG.error("{}: device failed on the request at head {}", role, chain.head(), e);
                 }
-                queue.addUsed(chain.head(), written);
-                done++;
+                popped++;
+                if (written != QueueHandler.PENDING) {
+                    counters.bytesWritten += written;
+                    queue.addUsed(chain.head(), written);
+                    used++;
+                }
             }
         } catch (QueueBrokenException e) {
             broken = true;
             LOG.error("{}: ring is broken, queue stopped until the frontend resets it: {}", role, e.getMessage());
             signal(err);
         }
-        if (done == 0) {
+        if (popped > 0) {
+            handler.batchEnd();
+            // what the batch's submission finished at once (cached reads) goes out with this publish
+            used += handler.reap(completion);
+        }
+        if (popped == 0 && used == 0) {
             counters.pollsWithoutWork++;
             return 0;
         }
         counters.pollsWithWork++;
-        counters.requests += done;
-        handler.batchEnd();
+        counters.requests += popped;
+        if (used > 0) {
+            publish();
+        }
+        return popped + used;
+    }
+
+    /** A broken ring takes no new requests, but what is in flight still completes. */
+    private int reapOnly() {
+        int used = handler.reap(completion);
+        if (used > 0) {
+            publish();
+        }
+        return used;
+    }
+
+    private void complete(int head, int written) {
+        counters.bytesWritten += written;
+        queue.addUsed(head, written);
+    }
+
+    private void publish() {
         if (queue.publishUsed()) {
             counters.callsSent++;
             signal(call);
         } else {
             counters.callsSuppressed++;
         }
-        return done;
+    }
+
+    /** Handler requests still in flight: they complete into the used ring before the queue stops. */
+    public int pending() {
+        return handler.pending();
+    }
+
+    /** Fd readable when a pending request completes (for the idle strategy), or -1. */
+    public int completionFd() {
+        return handler.completionFd();
     }
 
     private void badRequest(ChainException e) {
@@ -117,8 +156,21 @@ public final class QueueWorker implements Agent {
         return counters;
     }
 
+    /**
+     * The queue is stopping: the device may still be writing into guest memory for requests in
+     * flight, and that memory may be unmapped next. Wait for every one, put it in the used ring
+     * and tell the driver, then let the handler go.
+     */
     @Override
     public void onClose() {
+        int used = 0;
+        while (handler.pending() > 0) {
+            handler.awaitCompletions();
+            used += handler.reap(completion);
+        }
+        if (used > 0) {
+            publish();
+        }
         handler.close();
     }
 
