@@ -28,7 +28,8 @@ class GuestBlkReconnectIT {
             f.setLength(128 << 20);
         }
         Path sock = dir.resolve("blk.sock");
-        String[] args = {"blk", "--socket-path", sock.toString(), "--path", disk.toString()};
+        // O_DIRECT + io_uring: a write stays in flight for the disk's latency, so kills catch some
+        String[] args = {"blk", "--socket-path", sock.toString(), "--path", disk.toString(), "--direct"};
         String script = String.join("\n",
                 "echo FIO-START",
                 "fio --name=w --filename=/dev/vda --rw=randwrite --bs=4k --iodepth=16 --ioengine=libaio --direct=1"
