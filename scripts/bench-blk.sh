@@ -69,6 +69,7 @@ run_jobs() { # name socket
 jobs=("randread 4k 1" "randwrite 4k 1" "randread 4k 32" "randwrite 4k 32" "read 128k 8" "write 128k 8")
 results="$work/results.jsonl"
 "$ROOT/bin/vhostj" --help >/dev/null   # build once, before any timing
+export VHOSTJ_NO_BUILD=1               # and never again mid-run, whatever changes in the tree
 start_vhostj
 run_jobs vhostj "$sock"
 stop

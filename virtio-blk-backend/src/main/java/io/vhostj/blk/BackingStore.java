@@ -21,6 +21,19 @@ public interface BackingStore extends AutoCloseable {
         return -1;
     }
 
+    /** Whether {@link #fd()} bypasses the page cache (O_DIRECT): every read and write waits for the disk. */
+    default boolean isDirect() {
+        return false;
+    }
+
+    /**
+     * Reads only if the data is at hand without waiting (the page cache): true if all
+     * {@code length} bytes were read, false if the caller must read the normal way.
+     */
+    default boolean readIfCached(long iov, int iovCount, long offset, long length) throws NativeException {
+        return false;
+    }
+
     /** Reads {@code length} bytes at {@code offset} into the iovecs; false on a short read or I/O error. */
     boolean read(long iov, int iovCount, long offset, long length) throws NativeException;
 

@@ -82,6 +82,9 @@ public final class BlkDevice implements VirtioDevice {
                 | VirtioFeatures.bit(VirtioBlk.F_SIZE_MAX) | VirtioFeatures.bit(VirtioBlk.F_SEG_MAX)
                 | VirtioFeatures.bit(VirtioBlk.F_BLK_SIZE) | VirtioFeatures.bit(VirtioBlk.F_TOPOLOGY)
                 | VirtioFeatures.bit(VirtioBlk.F_FLUSH) | VirtioFeatures.bit(VirtioBlk.F_MQ);
+        if (offersWce()) {
+            f |= VirtioFeatures.bit(VirtioBlk.F_CONFIG_WCE);
+        }
         if (store.isReadOnly()) {
             f |= VirtioFeatures.bit(VirtioBlk.F_RO);
         } else {
@@ -129,11 +132,30 @@ public final class BlkDevice implements VirtioDevice {
         System.arraycopy(config(), offset, dst, 0, dst.length);
     }
 
+    /**
+     * Only the writeback byte is writable (5.2.5, VIRTIO_BLK_F_CONFIG_WCE): 1 = writeback (FLUSH
+     * makes writes durable), 0 = writethrough (every write is durable when it completes).
+     */
     @Override
     public boolean writeConfig(int offset, byte[] data) {
-        // Only the writeback byte is writable (5.2.5, VIRTIO_BLK_F_CONFIG_WCE); we do not offer
-        // CONFIG_WCE, so a driver has no business writing config space.
-        return false;
+        if (!offersWce() || offset != VirtioBlk.CFG_WRITEBACK || data.length != 1 || (data[0] & 0xfe) != 0) {
+            return false;
+        }
+        boolean on = data[0] == 1;
+        if (on != writeback) {
+            writeback = on;
+            LOG.info("blk: the driver switched the cache to {}", on ? "writeback" : "writethrough");
+        }
+        return true;
+    }
+
+    /** Whether writes must be durable when they complete (the driver chose writethrough). */
+    boolean writeThrough() {
+        return !writeback;
+    }
+
+    private boolean offersWce() {
+        return !store.isReadOnly() && !flushIsNoop;
     }
 
     @Override
@@ -148,7 +170,7 @@ public final class BlkDevice implements VirtioDevice {
                 LOG.warn("blk: io_uring unavailable ({}): queues serve requests inline (--aio sync)", e.getMessage());
             }
         }
-        return new BlkQueueHandler(store, serial, flushIsNoop, ring);
+        return new BlkQueueHandler(store, serial, flushIsNoop, ring, this::writeThrough);
     }
 
     BackingStore store() {

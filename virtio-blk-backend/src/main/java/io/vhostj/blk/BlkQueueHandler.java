@@ -2,6 +2,8 @@ package io.vhostj.blk;
 
 import static io.vhostj.blk.VirtioBlk.*;
 
+import java.util.function.BooleanSupplier;
+
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -55,12 +57,19 @@ final class BlkQueueHandler implements QueueHandler {
     private Completion reapSink;
     private int reaped;
 
+    private final BooleanSupplier writeThrough;
+
     BlkQueueHandler(BackingStore store, byte[] serial, boolean flushIsNoop) {
-        this(store, serial, flushIsNoop, null);
+        this(store, serial, flushIsNoop, null, () -> false);
     }
 
-    /** {@code ring} (owned from now on) makes this handler asynchronous; null keeps it inline. */
-    BlkQueueHandler(BackingStore store, byte[] serial, boolean flushIsNoop, IoUring ring) {
+    /**
+     * {@code ring} (owned from now on) makes this handler asynchronous; null keeps it inline.
+     * {@code writeThrough} says, per request, whether a write must be durable when it completes.
+     */
+    BlkQueueHandler(BackingStore store, byte[] serial, boolean flushIsNoop, IoUring ring,
+            BooleanSupplier writeThrough) {
+        this.writeThrough = writeThrough;
         this.store = store;
         this.serial = serial;
         this.flushIsNoop = flushIsNoop;
@@ -101,12 +110,13 @@ final class BlkQueueHandler implements QueueHandler {
                     long length = statusAt;
                     status = checkRange(sector, length);
                     if (status == S_OK) {
-                        if (ring != null) {
+                        int n = chain.toIovecs(true, 0, length, iov, FileIo.IOV_MAX);
+                        // A page-cache hit costs less inline than a trip through the ring.
+                        if (ring != null && !store.readIfCached(iov, n, sector << SECTOR_SHIFT, length)) {
                             return submit(chain, T_IN, true, 0, length, sector << SECTOR_SHIFT, statusAt,
                                     1 + (int) length);
                         }
-                        int n = chain.toIovecs(true, 0, length, iov, FileIo.IOV_MAX);
-                        status = store.read(iov, n, sector << SECTOR_SHIFT, length) ? S_OK : S_IOERR;
+                        status = ring != null || store.read(iov, n, sector << SECTOR_SHIFT, length) ? S_OK : S_IOERR;
                         written += (int) length;
                     }
                 }
@@ -114,12 +124,18 @@ final class BlkQueueHandler implements QueueHandler {
                     long length = chain.readableBytes() - REQ_HEADER_SIZE;
                     status = store.isReadOnly() ? S_IOERR : checkRange(sector, length);
                     if (status == S_OK) {
-                        if (ring != null) {
+                        // Buffered writes are a copy into the page cache: inline is cheapest (ext4
+                        // would hand them from the ring to a kernel worker thread). Writes that wait
+                        // for the disk (O_DIRECT, writethrough) go through the ring.
+                        if (ring != null && (store.isDirect() || writeThrough.getAsBoolean())) {
                             return submit(chain, T_OUT, false, REQ_HEADER_SIZE, length, sector << SECTOR_SHIFT,
                                     statusAt, 1);
                         }
                         int n = chain.toIovecs(false, REQ_HEADER_SIZE, length, iov, FileIo.IOV_MAX);
                         status = store.write(iov, n, sector << SECTOR_SHIFT, length) ? S_OK : S_IOERR;
+                        if (status == S_OK && writeThrough.getAsBoolean()) {
+                            store.flush();
+                        }
                     }
                 }
                 case T_FLUSH -> {
@@ -174,7 +190,9 @@ final class BlkQueueHandler implements QueueHandler {
         if (type == T_FLUSH) {
             ring.prepareFdatasync(storeFd, slot);
         } else {
-            ring.prepareRw(type == T_IN ? IoUring.OP_READV : IoUring.OP_WRITEV, storeFd, slotIov, n, offset, slot);
+            int flags = type == T_OUT && writeThrough.getAsBoolean() ? IoUring.RWF_DSYNC : 0;
+            ring.prepareRw(type == T_IN ? IoUring.OP_READV : IoUring.OP_WRITEV, storeFd, slotIov, n, offset, flags,
+                    slot);
         }
         return PENDING;
     }
@@ -213,6 +231,9 @@ final class BlkQueueHandler implements QueueHandler {
             boolean ok = type == T_IN
                     ? store.read(slotIov, slotIovCount[slot], slotOffset[slot], slotLength[slot])
                     : store.write(slotIov, slotIovCount[slot], slotOffset[slot], slotLength[slot]);
+            if (ok && type == T_OUT && writeThrough.getAsBoolean()) {
+                store.flush();
+            }
             return ok ? S_OK : S_IOERR;
         } catch (NativeException e) {
             return ioError(type, slotOffset[slot], e.getMessage());

@@ -61,6 +61,16 @@ public final class FileBackingStore implements BackingStore {
     }
 
     @Override
+    public boolean isDirect() {
+        return buffered != null;
+    }
+
+    @Override
+    public boolean readIfCached(long iov, int iovCount, long offset, long length) throws NativeException {
+        return buffered == null && FileIo.preadvNoWait(fd, iov, iovCount, offset) == length;
+    }
+
+    @Override
     public boolean read(long iov, int iovCount, long offset, long length) throws NativeException {
         return transfer(false, iov, iovCount, offset, length);
     }

@@ -16,6 +16,7 @@ public final class BackendLauncher {
     public static int run(BackendOptions options, VirtioDevice device) {
         Logger log = LoggerFactory.getLogger(BackendLauncher.class);
         VhostUserBackend backend = new VhostUserBackend(device, TimeUnit.MICROSECONDS.toNanos(options.pollMicros));
+        backend.pinQueues(options.cpus());
         VhostUserServer server;
         try {
             server = options.socketPath != null

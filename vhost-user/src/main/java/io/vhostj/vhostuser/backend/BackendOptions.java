@@ -20,6 +20,11 @@ public final class BackendOptions {
                     + "eventfd; 0 = interrupt mode. Default: ${DEFAULT-VALUE}.")
     public long pollMicros;
 
+    @Option(names = "--cpu-affinity", paramLabel = "CPUS",
+            description = "Pin queue workers to these CPUs (a list like 0-3,6): queue i runs on the i-th CPU "
+                    + "of the list, wrapping around. Default: not pinned.")
+    public String cpuAffinity;
+
     @Option(names = "--print-capabilities",
             description = "Print the vhost-user.json capabilities of this backend and exit.")
     public boolean printCapabilities;
@@ -27,6 +32,11 @@ public final class BackendOptions {
     @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "info",
             description = "error, warn, info, debug or trace. Default: ${DEFAULT-VALUE}.")
     public String logLevel;
+
+    /** The CPUs of --cpu-affinity, or an empty array (validated by {@link #validate()}). */
+    public int[] cpus() {
+        return cpuAffinity == null ? new int[0] : io.vhostj.vhostuser.sys.Affinity.parseList(cpuAffinity);
+    }
 
     /** Must run before any logger exists: slf4j-simple reads its level once. */
     public void applyLogLevel() {
@@ -47,6 +57,16 @@ public final class BackendOptions {
         }
         if (pollMicros < 0) {
             throw new IllegalArgumentException("--poll-us must be 0 or more");
+        }
+        if (cpuAffinity != null) {
+            int[] cpus = io.vhostj.vhostuser.sys.Affinity.parseList(cpuAffinity);
+            int online = Runtime.getRuntime().availableProcessors();
+            for (int cpu : cpus) {
+                if (cpu >= online) {
+                    throw new IllegalArgumentException("--cpu-affinity: CPU " + cpu + " but this machine has "
+                            + online + " (0-" + (online - 1) + ")");
+                }
+            }
         }
         if (fd != null && fd < 0) {
             throw new IllegalArgumentException("--fd must be a descriptor number");

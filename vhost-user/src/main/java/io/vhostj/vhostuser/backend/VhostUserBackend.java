@@ -49,6 +49,7 @@ public final class VhostUserBackend {
 
     private final VirtioDevice device;
     private final long pollNanos;
+    private int[] cpus = new int[0];
     private final long offeredFeatures;
     private final long offeredProtocolFeatures;
     private final Vring[] vrings;
@@ -63,6 +64,14 @@ public final class VhostUserBackend {
     private long inflightOffset;
     private int inflightQueues;
     private int inflightQueueSize;
+
+    /**
+     * Pins the worker of queue i to {@code cpus[i % cpus.length]} (empty: leave them to the
+     * scheduler). Applies to queues started from now on.
+     */
+    public void pinQueues(int[] cpus) {
+        this.cpus = cpus.clone();
+    }
 
     public VhostUserBackend(VirtioDevice device, long pollNanos) {
         this.device = device;
@@ -554,11 +563,13 @@ public final class VhostUserBackend {
         }
         QueueHandler handler = device.queueHandler(v.index, memory);
         String role = "vhostj-" + device.name() + "-q" + v.index;
-        QueueWorker worker = new QueueWorker(role, queue, handler, v.call, v.err, v.counters);
+        int cpu = cpus.length == 0 ? -1 : cpus[v.index % cpus.length];
+        QueueWorker worker = new QueueWorker(role, queue, handler, v.call, v.err, v.counters, cpu);
         KickIdleStrategy idle = new KickIdleStrategy(queue, worker, v.kick, pollNanos, v.counters);
         AgentRunner runner = new AgentRunner(idle, t -> LOG.error("{}: worker failed", role, t), null, worker);
         v.start(queue, worker, idle, runner);
-        LOG.info("{}: queue {} started (size {}, avail index {})", device.name(), v.index, v.size, v.base);
+        LOG.info("{}: queue {} started (size {}, avail index {}{})", device.name(), v.index, v.size, v.base,
+                cpu < 0 ? "" : ", on CPU " + cpu);
     }
 
     // ---- config ------------------------------------------------------------------------------------

@@ -38,6 +38,29 @@ public final class FileIo {
         return Native.check("lseek", Native.LIBC.lseek(fd.fd(), 0, SEEK_END));
     }
 
+    /** preadv2 flag: fail with EAGAIN rather than wait for the disk (page-cache hits only). */
+    public static final int RWF_NOWAIT = 8;
+
+    /**
+     * Reads what the page cache holds without waiting for the disk: the bytes read (possibly
+     * short), or -1 if the first byte is not cached (EAGAIN) or the kernel has no RWF_NOWAIT.
+     */
+    public static long preadvNoWait(Fd fd, long iov, int count, long offset) throws NativeException {
+        while (true) {
+            long n = Native.LIBC.preadv2(fd.fd(), iov, count, offset, RWF_NOWAIT);
+            if (n >= 0) {
+                return n;
+            }
+            int errno = Native.errno();
+            if (errno == Errno.EAGAIN || errno == Errno.ENOTSUP) {
+                return -1;
+            }
+            if (errno != Errno.EINTR) {
+                throw new NativeException("preadv2", errno);
+            }
+        }
+    }
+
     /** preadv, retried on EINTR; returns bytes read (short only at end of file). */
     public static long preadv(Fd fd, long iov, int count, long offset) throws NativeException {
         while (true) {

@@ -187,14 +187,23 @@ public final class IoUring implements AutoCloseable {
         return entries - (localTail - Native.getIntAcquire(sqHead));
     }
 
+    /** preadv2/pwritev2 flag: the write is durable (as if followed by fdatasync) when it completes. */
+    public static final int RWF_DSYNC = 2;
+
     /** Queues a readv/writev of {@code count} iovecs at {@code iov}. Call {@link #freeSlots()} first. */
     public void prepareRw(byte opcode, int fd, long iov, int count, long offset, long userData) {
+        prepareRw(opcode, fd, iov, count, offset, 0, userData);
+    }
+
+    /** The same with preadv2/pwritev2 {@code rwFlags} ({@link #RWF_DSYNC}). */
+    public void prepareRw(byte opcode, int fd, long iov, int count, long offset, int rwFlags, long userData) {
         long sqe = nextSqe();
         Native.putByte(sqe + SQE_OPCODE, opcode);
         Native.putInt(sqe + SQE_FD, fd);
         Native.putLong(sqe + SQE_OFF, offset);
         Native.putLong(sqe + SQE_ADDR, iov);
         Native.putInt(sqe + SQE_LEN, count);
+        Native.putInt(sqe + SQE_RW_FLAGS, rwFlags);
         Native.putLong(sqe + SQE_USER_DATA, userData);
     }
 

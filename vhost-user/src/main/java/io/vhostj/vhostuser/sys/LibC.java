@@ -21,6 +21,8 @@ public interface LibC {
 
     long preadv(int fd, long iov, int iovcnt, long offset);
 
+    long preadv2(int fd, long iov, int iovcnt, long offset, int flags);
+
     long pwritev(int fd, long iov, int iovcnt, long offset);
 
     int socket(int domain, int type, int protocol);

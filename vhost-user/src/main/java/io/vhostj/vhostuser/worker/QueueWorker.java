@@ -5,6 +5,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import io.vhostj.vhostuser.device.QueueHandler;
+import io.vhostj.vhostuser.sys.Affinity;
 import io.vhostj.vhostuser.sys.EventFd;
 import io.vhostj.vhostuser.sys.NativeException;
 import io.vhostj.vhostuser.virtq.ChainException;
@@ -32,9 +33,17 @@ public final class QueueWorker implements Agent {
     private final DescriptorChain chain = new DescriptorChain();
     private final QueueHandler.Completion completion = this::complete;
     private boolean broken;
+    private final int cpu;
 
     public QueueWorker(String role, Virtqueue queue, QueueHandler handler, EventFd call, EventFd err,
             QueueCounters counters) {
+        this(role, queue, handler, call, err, counters, -1);
+    }
+
+    /** {@code cpu} >= 0 pins the worker's thread to that CPU when it starts. */
+    public QueueWorker(String role, Virtqueue queue, QueueHandler handler, EventFd call, EventFd err,
+            QueueCounters counters, int cpu) {
+        this.cpu = cpu;
         this.role = role;
         this.queue = queue;
         this.handler = handler;
@@ -172,6 +181,17 @@ public final class QueueWorker implements Agent {
             publish();
         }
         handler.close();
+    }
+
+    @Override
+    public void onStart() {
+        if (cpu >= 0) {
+            try {
+                Affinity.pinCurrentThread(cpu);
+            } catch (NativeException e) {
+                LOG.warn("{}: cannot pin to CPU {}: {}", role, cpu, e.getMessage());
+            }
+        }
     }
 
     @Override
