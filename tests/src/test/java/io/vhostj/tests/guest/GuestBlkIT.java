@@ -54,12 +54,19 @@ class GuestBlkIT {
                         + " --direct=1 --size=16M --offset=64M --verify=crc32c --do_verify=1 --output-format=terse"
                         + " --minimal > /tmp/fio.out || { cat /tmp/fio.out; exit 1; }",
                 "echo fio-verify-ok",
+                // the driver turns the device's cache off (CONFIG_WCE): writes must be durable on completion
+                "echo 'write through' > /sys/block/vda/queue/write_cache",
+                "echo \"cache: $(cat /sys/block/vda/queue/write_cache)\"",
+                "fio --name=wt --filename=/dev/vda --rw=randwrite --bs=4k --iodepth=16 --ioengine=libaio"
+                        + " --direct=1 --size=4M --offset=96M --verify=crc32c --do_verify=1 --output-format=terse"
+                        + " --minimal > /tmp/fio.out || { cat /tmp/fio.out; exit 1; }",
+                "echo fio-writethrough-ok",
                 "if dd if=/dev/zero of=/dev/vdb bs=4k count=1 oflag=direct 2>/dev/null; then echo ro-write-accepted; exit 1; fi",
                 "echo ro-write-refused",
                 "dd if=/dev/vdb of=/dev/null bs=4k count=16 iflag=direct 2>/dev/null && echo ro-read-ok",
                 "");
         try (BackendProcess rwBackend = BackendProcess.start(rwSock, dir.resolve("rw.log"), "blk", "--socket-path",
-                rwSock.toString(), "--path", rw.toString(), "--num-queues", "2");
+                rwSock.toString(), "--path", rw.toString(), "--num-queues", "2", "--cpu-affinity", "0-1");
                 BackendProcess roBackend = BackendProcess.start(roSock, dir.resolve("ro.log"), "blk", "--socket-path",
                         roSock.toString(), "--path", ro.toString(), "--read-only")) {
             long allocatedBefore = allocated(rw);
@@ -73,6 +80,10 @@ class GuestBlkIT {
             assertTrue(c.contains("/mnt/data: OK") && c.contains("/mnt/small.17: OK"), c);
             assertTrue(c.contains("bytes trimmed"), c);
             assertTrue(c.contains("fio-verify-ok"), c);
+            assertTrue(c.contains("cache: write through") && c.contains("fio-writethrough-ok"), c);
+            assertTrue(rwBackend.log().contains("switched the cache to writethrough"), rwBackend.log());
+            assertTrue(rwBackend.log().contains("on CPU 0") && rwBackend.log().contains("on CPU 1"),
+                    "--cpu-affinity pinned the two queues:\n" + rwBackend.log());
             assertTrue(c.contains("ro-write-refused") && c.contains("ro-read-ok"), c);
             assertFalse(c.contains("I/O error") && !c.contains("vdb"), "no I/O error on the rw disk:\n" + c);
             assertTrue(allocated(rw) < 64L << 20, "fstrim punched the deleted file's blocks out of the image: "

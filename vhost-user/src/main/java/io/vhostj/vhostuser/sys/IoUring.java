@@ -29,12 +29,16 @@ public final class IoUring implements AutoCloseable {
     private static final int P_FEATURES = 20;
     /** Completions are posted when the owner next enters the kernel, not by interrupting it (5.19+). */
     private static final int IORING_SETUP_COOP_TASKRUN = 1 << 8;
+    /** With COOP_TASKRUN: the kernel raises IORING_SQ_TASKRUN in the SQ flags when completions wait to be posted. */
+    private static final int IORING_SETUP_TASKRUN_FLAG = 1 << 9;
+    private static final int IORING_SQ_TASKRUN = 1 << 1;
     private static final int P_SQ_OFF = 40; // struct io_sqring_offsets
     private static final int P_CQ_OFF = 80; // struct io_cqring_offsets
     // io_sqring_offsets fields
     private static final int SQ_HEAD = 0;
     private static final int SQ_TAIL = 4;
     private static final int SQ_RING_MASK = 8;
+    private static final int SQ_FLAGS = 16;
     private static final int SQ_ARRAY = 24;
     // io_cqring_offsets fields
     private static final int CQ_HEAD = 0;
@@ -79,6 +83,7 @@ public final class IoUring implements AutoCloseable {
     private final long sqTail;
     private final int sqMask;
     private final long sqArray;
+    private final long sqFlags;
     private final long cqHead;
     private final long cqTail;
     private final int cqMask;
@@ -101,6 +106,7 @@ public final class IoUring implements AutoCloseable {
         this.sqTail = sqRing + Native.getInt(params + P_SQ_OFF + SQ_TAIL);
         this.sqMask = Native.getInt(sqRing + Native.getInt(params + P_SQ_OFF + SQ_RING_MASK));
         this.sqArray = sqRing + Native.getInt(params + P_SQ_OFF + SQ_ARRAY);
+        this.sqFlags = sqRing + Native.getInt(params + P_SQ_OFF + SQ_FLAGS);
         this.cqHead = cqRing + Native.getInt(params + P_CQ_OFF + CQ_HEAD);
         this.cqTail = cqRing + Native.getInt(params + P_CQ_OFF + CQ_TAIL);
         this.cqMask = Native.getInt(cqRing + Native.getInt(params + P_CQ_OFF + CQ_RING_MASK));
@@ -124,7 +130,8 @@ public final class IoUring implements AutoCloseable {
         long sqRingSize = 0;
         long cqRingSize = 0;
         try {
-            Native.putInt(params + P_FLAGS, Integer.getInteger("vhostj.uring.flags", IORING_SETUP_COOP_TASKRUN));
+            Native.putInt(params + P_FLAGS, Integer.getInteger("vhostj.uring.flags",
+                    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG));
             long rc = Native.LIBC.syscall(SYS_IO_URING_SETUP, entries, params, 0, 0, 0, 0);
             if (rc < 0 && Native.errno() == Errno.EINVAL) {
                 Native.zero(params, PARAMS_SIZE); // an older kernel: no setup flags
@@ -265,6 +272,15 @@ public final class IoUring implements AutoCloseable {
     public int reap(Completions sink) {
         int head = Native.getInt(cqHead);
         int tail = Native.getIntAcquire(cqTail);
+        if (head == tail && (Native.getIntAcquire(sqFlags) & IORING_SQ_TASKRUN) != 0) {
+            // Finished I/O whose completions the kernel posts only when we enter it (COOP_TASKRUN)
+            try {
+                enter(0, IORING_ENTER_GETEVENTS);
+            } catch (NativeException e) {
+                // EINTR is retried; anything else shows again at the next submit
+            }
+            tail = Native.getIntAcquire(cqTail);
+        }
         int n = 0;
         while (head != tail) {
             long cqe = cqes + (long) (head & cqMask) * CQE_SIZE;
