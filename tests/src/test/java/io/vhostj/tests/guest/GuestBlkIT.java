@@ -55,8 +55,9 @@ class GuestBlkIT {
                         + " --minimal > /tmp/fio.out || { cat /tmp/fio.out; exit 1; }",
                 "echo fio-verify-ok",
                 // the driver turns the device's cache off (CONFIG_WCE): writes must be durable on completion
-                "echo 'write through' > /sys/block/vda/queue/write_cache",
-                "echo \"cache: $(cat /sys/block/vda/queue/write_cache)\"",
+                // (virtio_blk's cache_type writes the config byte; queue/write_cache would not tell the device)
+                "echo 'write through' > /sys/block/vda/cache_type",
+                "echo \"cache: $(cat /sys/block/vda/cache_type) / $(cat /sys/block/vda/queue/write_cache)\"",
                 "fio --name=wt --filename=/dev/vda --rw=randwrite --bs=4k --iodepth=16 --ioengine=libaio"
                         + " --direct=1 --size=4M --offset=96M --verify=crc32c --do_verify=1 --output-format=terse"
                         + " --minimal > /tmp/fio.out || { cat /tmp/fio.out; exit 1; }",
@@ -80,7 +81,7 @@ class GuestBlkIT {
             assertTrue(c.contains("/mnt/data: OK") && c.contains("/mnt/small.17: OK"), c);
             assertTrue(c.contains("bytes trimmed"), c);
             assertTrue(c.contains("fio-verify-ok"), c);
-            assertTrue(c.contains("cache: write through") && c.contains("fio-writethrough-ok"), c);
+            assertTrue(c.contains("cache: write through / write through") && c.contains("fio-writethrough-ok"), c);
             assertTrue(rwBackend.log().contains("switched the cache to writethrough"), rwBackend.log());
             assertTrue(rwBackend.log().contains("on CPU 0") && rwBackend.log().contains("on CPU 1"),
                     "--cpu-affinity pinned the two queues:\n" + rwBackend.log());
