@@ -24,6 +24,7 @@ public final class SeedCorpus {
         Path resources = Path.of(args[0]);
         write(resources, VhostUserMessageFuzzTest.class, "serveConnection", MessageSeeds.seeds());
         write(resources, DescriptorChainFuzzTest.class, "popChains", ChainSeeds.seeds());
+        write(resources, io.vhostj.blk.BlkRequestFuzzTest.class, "serveRequest", io.vhostj.blk.BlkRequestFuzzTest.seeds());
     }
 
     private static void write(Path resources, Class<?> target, String method, Map<String, byte[]> seeds)

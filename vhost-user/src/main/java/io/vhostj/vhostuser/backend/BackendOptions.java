@@ -16,8 +16,10 @@ public final class BackendOptions {
     public Integer fd;
 
     @Option(names = "--poll-us", paramLabel = "US", defaultValue = "50",
-            description = "Busy-poll a queue this long after its last request before sleeping on the kick "
-                    + "eventfd; 0 = interrupt mode. Default: ${DEFAULT-VALUE}.")
+            description = "Longest busy-poll of a queue after its last request before it sleeps on the kick "
+                    + "eventfd. The poll time adapts below this: it grows while requests come within it and "
+                    + "drops to 0 when they don't (an idle or slow guest costs no CPU). 0 = interrupt mode. "
+                    + "Default: ${DEFAULT-VALUE}.")
     public long pollMicros;
 
     @Option(names = "--cpu-affinity", paramLabel = "CPUS",

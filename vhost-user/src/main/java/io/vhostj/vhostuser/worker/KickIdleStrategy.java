@@ -22,6 +22,7 @@ import io.vhostj.vhostuser.virtq.Virtqueue;
 public final class KickIdleStrategy implements IdleStrategy {
     private static final Logger LOG = LoggerFactory.getLogger(KickIdleStrategy.class);
     private static final int PARK_TIMEOUT_MS = 1000;
+    private static final long INITIAL_POLL_NANOS = 4_000;
 
     private final Virtqueue queue;
     private final QueueWorker worker; // null in tests that drive the strategy alone
@@ -30,6 +31,8 @@ public final class KickIdleStrategy implements IdleStrategy {
     private final QueueCounters counters;
     private volatile boolean stopping;
     private long idleSince;
+    /** Poll time now, adapted between 0 and {@code pollNanos} by {@link #adapt}. */
+    private long pollNs;
     private boolean notificationsOn = true;
 
     public KickIdleStrategy(Virtqueue queue, EventFd kick, long pollNanos, QueueCounters counters) {
@@ -68,10 +71,37 @@ public final class KickIdleStrategy implements IdleStrategy {
     @Override
     public void idle(int workCount) {
         if (workCount > 0) {
-            idleSince = 0;
+            if (idleSince != 0) {
+                adapt(System.nanoTime() - idleSince);
+                idleSince = 0;
+            }
             return;
         }
         idle();
+    }
+
+    /**
+     * Adaptive polling, as QEMU's event loop does it: {@code waitedNanos} is how long the queue
+     * was idle before work came (spinning and parked). A wait longer than the budget means
+     * polling would have been wasted: stop polling. A wait inside the budget that polling did
+     * not cover means polling longer would have caught it: double the poll time (from 4 µs).
+     * A driver that sends in bursts gets polled; one that trickles, or an idle guest, costs
+     * no CPU.
+     */
+    private void adapt(long waitedNanos) {
+        if (pollNanos == 0 || waitedNanos <= pollNs) {
+            return;
+        }
+        if (waitedNanos > pollNanos) {
+            pollNs = 0;
+        } else {
+            pollNs = Math.min(pollNanos, pollNs == 0 ? INITIAL_POLL_NANOS : pollNs * 2);
+        }
+    }
+
+    /** The current poll time (0 = parks at once), for tests and counters. */
+    public long pollNanosNow() {
+        return pollNs;
     }
 
     @Override
@@ -87,12 +117,11 @@ public final class KickIdleStrategy implements IdleStrategy {
         if (idleSince == 0) {
             idleSince = now;
         }
-        if (pollNanos > 0 && now - idleSince < pollNanos) {
+        if (pollNs > 0 && now - idleSince < pollNs) {
             Thread.onSpinWait();
             return;
         }
-        park();
-        idleSince = 0;
+        park(); // idleSince stays: the wait counts until work comes
     }
 
     private void park() {

@@ -174,8 +174,10 @@ class BackendIntegrationTest {
 
     @Test
     void shouldKeepManyRequestsInFlightAndSuppressKicksWhilePolling() throws Exception {
-        // a poll budget far longer than the test: the worker never parks once it has work, so
-        // only the first publish needs a kick, whatever the scheduler does
+        // a poll budget far longer than the test. Polling adapts: it starts at 0 and doubles from
+        // 4 µs each time work came after a park, so a park (and a kick) happens at most about
+        // log2(longest gap / 4 µs) times (~20 for a 4 s gap), whatever the scheduler does; after
+        // that the worker never parks and the driver never kicks.
         restartBackend(30_000_000_000L);
         try (Session s = new Session(256, true, ProtocolFeature.IMPLEMENTED)) {
             int total = 20_000;
@@ -202,7 +204,7 @@ class BackendIntegrationTest {
                 });
             }
             assertEquals(total & 0xffff, s.fe.getVringBase(0));
-            assertTrue(s.q.kicks <= 2 && s.q.kicksSuppressed > 100,
+            assertTrue(s.q.kicks <= 24 && s.q.kicksSuppressed > 100,
                     "a busy-polling backend turns kicks off: " + s.q.kicks + " kicks, " + s.q.kicksSuppressed + " suppressed");
             for (int i = 0; i < 256; i++) {
                 assertEquals(i, Native.getLong(s.ram.host(s.bufIn) + (long) i * chunk));
