@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # fio inside a QEMU guest, side by side: the guest's /dev/vda served by vhostj blk, then by
 # qemu-storage-daemon (aio=io_uring, and aio=io_uring with a polling iothread), same file, one run.
-#   scripts/bench-blk-guest.sh [--runtime S] [--direct] [--out FILE.md]
+#   scripts/bench-blk-guest.sh [--runtime S] [--direct] [--jobs "rw bs qd[,rw bs qd...]"]
+#                              [--vhostj-args "ARGS"] [--out FILE.md]
 # Per backend: 4k randread/randwrite at QD 1 and 32, 128k read/write at QD 8 (fio libaio,
 # --direct=1 in the guest), then 10 s of an idle guest, over which the backend's CPU is measured.
 # The guest is software-emulated (TCG, no KVM here): its CPU, not the backend, bounds IOPS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
-runtime=5; out=; direct=
+runtime=5; out=; direct=; vhostj_args=
+jobs="randread 4k 1,randwrite 4k 1,randread 4k 32,randwrite 4k 32,read 128k 8,write 128k 8"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runtime) runtime=$2; shift 2 ;;
     --direct) direct=1; shift ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --vhostj-args) vhostj_args=$2; shift 2 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-blk-guest: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -33,7 +37,7 @@ sync
 
 mkdir -p "$work/rd"
 cat >"$work/rd/test.sh" <<GUEST
-for job in "randread 4k 1" "randwrite 4k 1" "randread 4k 32" "randwrite 4k 32" "read 128k 8" "write 128k 8"; do
+echo "$jobs" | tr ',' '\n' | while read -r job; do
   set -- \$job
   r=\$(fio --name=g --filename=/dev/vda --rw=\$1 --bs=\$2 --iodepth=\$3 --ioengine=libaio --direct=1 \
       --runtime=$runtime --ramp_time=1 --time_based --size=1G --minimal 2>&1)
@@ -74,7 +78,8 @@ run_guest() { # name socket
 }
 
 sock="$work/vhostj.sock"
-"$ROOT/bin/vhostj" blk --socket-path "$sock" --path "$img" ${direct:+--direct} >"$work/vhostj.log" 2>&1 &
+# shellcheck disable=SC2086
+"$ROOT/bin/vhostj" blk --socket-path "$sock" --path "$img" ${direct:+--direct} $vhostj_args >"$work/vhostj.log" 2>&1 &
 pid=$!
 wait_socket "$sock" "$work/vhostj.log"
 run_guest vhostj "$sock"
