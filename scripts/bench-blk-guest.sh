@@ -46,6 +46,7 @@ done
 echo IDLE-BEGIN
 sleep 10
 echo IDLE-END
+sleep 2   # the host polls the console every 0.2 s: let it see IDLE-END before the guest goes
 GUEST
 (cd "$work/rd" && echo test.sh | cpio -o -H newc --quiet | gzip -1) >"$work/test.cpio.gz"
 cat "$guest/base.cpio.gz" "$work/test.cpio.gz" >"$work/initrd"
