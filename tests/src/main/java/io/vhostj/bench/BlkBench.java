@@ -109,14 +109,22 @@ public final class BlkBench implements Callable<Integer> {
                 }
             }
             Run run = new Run(client, type, random, blockSize, blocks);
-            if (rampTime > 0) {
-                run.execute((long) (rampTime * 1e9), null);
-            }
             Histogram histogram = new Histogram(3_600_000_000_000L, 3);
             OperatingSystemMXBean os = (OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-            long cpu0 = os.getProcessCpuTime();
-            long t0 = System.nanoTime();
-            long ios = run.execute((long) (runtime * 1e9), histogram);
+            long cpu0;
+            long t0;
+            long ios;
+            try {
+                if (rampTime > 0) {
+                    run.execute((long) (rampTime * 1e9), null);
+                }
+                cpu0 = os.getProcessCpuTime();
+                t0 = System.nanoTime();
+                ios = run.execute((long) (runtime * 1e9), histogram);
+            } catch (IllegalStateException e) {
+                // the backend died or hung mid-run: say so, no stack trace
+                return fail(e.getMessage() + " (" + client.inFlight() + " in flight)");
+            }
             double seconds = (System.nanoTime() - t0) / 1e9;
             double cpuSeconds = (os.getProcessCpuTime() - cpu0) / 1e9;
             if (run.errors > 0) {
