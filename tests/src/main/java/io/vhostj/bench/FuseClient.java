@@ -1,0 +1,143 @@
+package io.vhostj.bench;
+
+import java.nio.file.Path;
+
+import io.vhostj.fs.Fuse;
+import io.vhostj.vhostuser.frontend.DriverQueue;
+import io.vhostj.vhostuser.frontend.GuestRam;
+import io.vhostj.vhostuser.frontend.VhostUserFrontend;
+import io.vhostj.vhostuser.protocol.ProtocolFeature;
+import io.vhostj.vhostuser.protocol.VhostUserProtocolException;
+import io.vhostj.vhostuser.sys.EventFd;
+import io.vhostj.vhostuser.sys.Native;
+import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.virtq.VirtioFeatures;
+
+/**
+ * The guest's side of a vhost-user-fs device through vhostj's frontend: FUSE requests as the
+ * Linux driver sends them (in-header + argument readable, out-header + result writable), one
+ * at a time on the first request queue. For tests now, and the frame of {@code bench fs}.
+ */
+public final class FuseClient implements AutoCloseable {
+    private static final long RAM_GPA = 0x4000_0000L;
+    private static final int BUFFER = 256 * 1024;
+
+    private final VhostUserFrontend frontend;
+    private final GuestRam ram;
+    private final DriverQueue queue;
+    private final EventFd kick;
+    private final EventFd call;
+    private final long inGpa;
+    private final long outGpa;
+    private long unique = 1;
+    private int lastLength;
+
+    private FuseClient(Path socket, int queueSize) throws Exception {
+        frontend = VhostUserFrontend.connect(socket, 5000);
+        try {
+            long offered = frontend.getFeatures();
+            if (!VirtioFeatures.has(offered, VirtioFeatures.VERSION_1)) {
+                throw new VhostUserProtocolException("backend does not offer VIRTIO_F_VERSION_1");
+            }
+            long wanted = VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
+                    | ProtocolFeature.bit(ProtocolFeature.VHOST_USER_F_PROTOCOL_FEATURES);
+            if (ProtocolFeature.has(offered, ProtocolFeature.VHOST_USER_F_PROTOCOL_FEATURES)) {
+                frontend.setProtocolFeatures(frontend.getProtocolFeatures()
+                        & (ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG)
+                        | ProtocolFeature.bit(ProtocolFeature.MQ)));
+            }
+            frontend.setOwner();
+            frontend.setFeatures(offered & wanted);
+            ram = new GuestRam(RAM_GPA, 4 << 20);
+            frontend.setMemTable(ram);
+            queue = new DriverQueue(ram, queueSize, VirtioFeatures.has(offered & wanted, VirtioFeatures.RING_EVENT_IDX));
+            queue.interrupts(false);
+            kick = EventFd.create();
+            call = EventFd.create();
+            frontend.startQueue(1, queue, kick, call); // queue 0 is the high-priority queue
+            inGpa = ram.allocate(BUFFER, 4096);
+            outGpa = ram.allocate(BUFFER, 4096);
+        } catch (Exception e) {
+            frontend.close();
+            throw e;
+        }
+    }
+
+    public static FuseClient connect(Path socket, int queueSize) throws Exception {
+        return new FuseClient(socket, queueSize);
+    }
+
+    public VhostUserFrontend frontend() {
+        return frontend;
+    }
+
+    /** Host address of the request buffer: the in-header goes at 0, the argument at 40. */
+    public long in() {
+        return ram.host(inGpa);
+    }
+
+    /** Host address of the reply buffer: the out-header at 0, the result at 16. */
+    public long out() {
+        return ram.host(outGpa);
+    }
+
+    /**
+     * Sends the request whose argument (and names) the caller put at {@code in() + 40}, of
+     * {@code argBytes} bytes, with room for {@code outBytes} of reply; waits for the answer and
+     * returns the out-header's error (0 or a negated errno). {@link #replyLength()} is the used length.
+     */
+    public int request(int opcode, long nodeId, int argBytes, int outBytes, long timeoutNanos) throws NativeException {
+        int len = Fuse.IN_HEADER_SIZE + argBytes;
+        return requestRaw(opcode, nodeId, len, len, outBytes, timeoutNanos);
+    }
+
+    /** The same with the in-header's len and the readable length chosen separately (malformed requests). */
+    public int requestRaw(int opcode, long nodeId, int headerLen, int readable, int outBytes, long timeoutNanos)
+            throws NativeException {
+        long h = in();
+        Native.putInt(h + Fuse.IN_LEN, headerLen);
+        Native.putInt(h + Fuse.IN_OPCODE, opcode);
+        Native.putLong(h + Fuse.IN_UNIQUE, ++unique);
+        Native.putLong(h + Fuse.IN_NODEID, nodeId);
+        Native.putInt(h + Fuse.IN_UID, 0);
+        Native.putInt(h + Fuse.IN_GID, 0);
+        Native.putInt(h + Fuse.IN_PID, 1);
+        Native.putInt(h + Fuse.IN_TOTAL_EXTLEN, 0);
+        Native.zero(out(), Fuse.OUT_HEADER_SIZE);
+        int writable = outBytes > 0 ? 1 : 0;
+        long[] addrs = writable == 1 ? new long[] {inGpa, outGpa} : new long[] {inGpa};
+        int[] lens = writable == 1 ? new int[] {readable, outBytes} : new int[] {readable};
+        if (queue.add(addrs, lens, 1, writable) < 0) {
+            throw new IllegalStateException("ring full");
+        }
+        queue.publishAndKick(kick);
+        long deadline = System.nanoTime() + timeoutNanos;
+        int[] used = {-1};
+        while (queue.reap((head, length) -> used[0] = length) == 0) {
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("no reply within " + timeoutNanos / 1_000_000 + " ms");
+            }
+            Thread.onSpinWait();
+        }
+        lastLength = used[0];
+        return lastLength >= Fuse.OUT_HEADER_SIZE ? Native.getInt(out() + Fuse.OUT_ERROR) : 0;
+    }
+
+    /** The used length of the last reply. */
+    public int replyLength() {
+        return lastLength;
+    }
+
+    /** The unique of the last request (the reply must echo it). */
+    public long lastUnique() {
+        return unique;
+    }
+
+    @Override
+    public void close() {
+        frontend.close();
+        kick.close();
+        call.close();
+        ram.close();
+    }
+}

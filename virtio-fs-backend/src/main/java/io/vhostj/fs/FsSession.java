@@ -1,0 +1,26 @@
+package io.vhostj.fs;
+
+/**
+ * What the FUSE session has agreed with the guest's driver (FUSE_INIT), shared by every queue
+ * of the device. Reset with the device.
+ */
+final class FsSession {
+    private volatile int minor;
+
+    /** The negotiated minor version, or 0 before INIT. */
+    int minor() {
+        return minor;
+    }
+
+    boolean initialized() {
+        return minor != 0;
+    }
+
+    void initialized(int minor) {
+        this.minor = minor;
+    }
+
+    void reset() {
+        minor = 0;
+    }
+}
