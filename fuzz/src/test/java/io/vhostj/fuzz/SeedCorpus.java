@@ -25,6 +25,7 @@ public final class SeedCorpus {
         write(resources, VhostUserMessageFuzzTest.class, "serveConnection", MessageSeeds.seeds());
         write(resources, DescriptorChainFuzzTest.class, "popChains", ChainSeeds.seeds());
         write(resources, io.vhostj.blk.BlkRequestFuzzTest.class, "serveRequest", io.vhostj.blk.BlkRequestFuzzTest.seeds());
+        write(resources, io.vhostj.fs.FuseRequestFuzzTest.class, "serveRequests", io.vhostj.fs.FuseRequestFuzzTest.seeds());
     }
 
     private static void write(Path resources, Class<?> target, String method, Map<String, byte[]> seeds)
