@@ -3,11 +3,13 @@ package io.vhostj.fs;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 
 import io.vhostj.vhostuser.device.QueueHandler;
 import io.vhostj.vhostuser.device.VirtioDevice;
 import io.vhostj.vhostuser.memory.GuestMemory;
 import io.vhostj.vhostuser.protocol.ProtocolFeature;
+import io.vhostj.vhostuser.sys.NativeException;
 import io.vhostj.vhostuser.virtq.VirtioFeatures;
 
 /**
@@ -20,8 +22,17 @@ public final class FsDevice implements VirtioDevice {
     private final int requestQueues;
     private final int maxQueueSize;
     private final FsSession session = new FsSession();
+    private final Passthrough fs;
 
+    /** A device with no file system behind it: INIT only (for protocol tests). */
     public FsDevice(String tag, int requestQueues, int maxQueueSize) {
+        this(null, tag, requestQueues, maxQueueSize);
+    }
+
+    /**
+     * Exports {@code sharedDir} (opened now: throws if it cannot be). {@code null}: INIT only.
+     */
+    public FsDevice(Path sharedDir, String tag, int requestQueues, int maxQueueSize) {
         if (tag != null && tag.getBytes(StandardCharsets.UTF_8).length > VirtioFs.TAG_BYTES) {
             throw new IllegalArgumentException("the tag is longer than " + VirtioFs.TAG_BYTES + " bytes");
         }
@@ -31,6 +42,19 @@ public final class FsDevice implements VirtioDevice {
         this.tag = tag;
         this.requestQueues = requestQueues;
         this.maxQueueSize = maxQueueSize;
+        this.fs = sharedDir == null ? null : new Passthrough(sharedDir);
+    }
+
+    /** Opens the shared directory; call once before serving. */
+    public void open() throws NativeException {
+        if (fs != null) {
+            fs.open();
+        }
+    }
+
+    /** Descriptors held for the guest (inodes and handles; the root counts one), for tests. */
+    public int heldDescriptors() {
+        return fs == null ? 0 : fs.descriptors();
     }
 
     @Override
@@ -83,11 +107,14 @@ public final class FsDevice implements VirtioDevice {
 
     @Override
     public QueueHandler queueHandler(int index, GuestMemory memory) {
-        return new FuseQueueHandler(session);
+        return new FuseQueueHandler(session, fs);
     }
 
     @Override
     public void reset() {
         session.reset();
+        if (fs != null) {
+            fs.reset();
+        }
     }
 }

@@ -5,7 +5,10 @@ import org.slf4j.LoggerFactory;
 
 import io.vhostj.vhostuser.device.QueueHandler;
 import io.vhostj.vhostuser.sys.Errno;
+import io.vhostj.vhostuser.sys.FileIo;
+import io.vhostj.vhostuser.sys.FsIo;
 import io.vhostj.vhostuser.sys.Native;
+import io.vhostj.vhostuser.sys.NativeException;
 import io.vhostj.vhostuser.virtq.ChainException;
 import io.vhostj.vhostuser.virtq.DescriptorChain;
 
@@ -14,8 +17,9 @@ import io.vhostj.vhostuser.virtq.DescriptorChain;
  * its result, or an error (EINVAL for a malformed request, EIO before INIT, ENOSYS for what is
  * not implemented). FORGET and BATCH_FORGET get none, as the protocol says.
  *
- * <p>Work in progress (issue 3): INIT and DESTROY are implemented; the passthrough file system
- * operations come next.
+ * <p>Work in progress (issue 3): INIT, DESTROY and the read-only passthrough operations
+ * (LOOKUP, FORGET, BATCH_FORGET, GETATTR, STATFS, OPEN, READ, FLUSH, RELEASE, OPENDIR, READDIR,
+ * RELEASEDIR) are implemented; the write side, locks and xattrs come next.
  */
 final class FuseQueueHandler implements QueueHandler {
     private static final Logger LOG = LoggerFactory.getLogger(FuseQueueHandler.class);
@@ -27,13 +31,29 @@ final class FuseQueueHandler implements QueueHandler {
     static final int FUSE_MAX_PAGES = 1 << 22;
     static final int OFFERED_FLAGS = FUSE_BIG_WRITES | FUSE_MAX_PAGES;
 
+    /** Largest READDIR reply we build. */
+    static final int MAX_DIR_REPLY = 64 * 1024;
+    private static final int NAME_MAX = 4096;
+    /** Entry and attribute timeouts (virtiofsd's --cache auto): one second. */
+    private static final long TIMEOUT_SECONDS = 1;
+
     private final FsSession session;
+    private final Passthrough fs;
     private final FuseRequest request = new FuseRequest();
-    private final long reply = Native.allocate(Fuse.OUT_HEADER_SIZE + Fuse.INIT_OUT_SIZE);
+    private final long reply = Native.allocate(Fuse.OUT_HEADER_SIZE + MAX_DIR_REPLY);
+    private final long name = Native.allocate(NAME_MAX + 1);
+    private final long stat = Native.allocate(FsIo.STAT_SIZE + FsIo.STATFS_SIZE);
+    private final long dents = Native.allocate(MAX_DIR_REPLY);
+    private final long iov = Native.allocate((long) FileIo.IOV_MAX * FileIo.IOVEC_SIZE);
     private long malformed;
 
     FuseQueueHandler(FsSession session) {
+        this(session, null);
+    }
+
+    FuseQueueHandler(FsSession session, Passthrough fs) {
         this.session = session;
+        this.fs = fs;
     }
 
     @Override
@@ -50,6 +70,9 @@ final class FuseQueueHandler implements QueueHandler {
         }
         int opcode = request.opcode();
         if (Fuse.isOneWay(opcode)) {
+            if (fs != null && session.initialized()) {
+                forget(opcode);
+            }
             return 0;
         }
         if (opcode == Fuse.INIT) {
@@ -58,13 +81,222 @@ final class FuseQueueHandler implements QueueHandler {
         if (!session.initialized()) {
             return error(Errno.EIO);
         }
-        return switch (opcode) {
-            case Fuse.DESTROY -> {
-                session.reset();
-                yield ok(0);
+        if (opcode == Fuse.DESTROY) {
+            session.reset();
+            if (fs != null) {
+                fs.reset();
             }
-            default -> error(Errno.ENOSYS);
-        };
+            return ok(0);
+        }
+        if (fs == null) {
+            return error(Errno.ENOSYS);
+        }
+        try {
+            return switch (opcode) {
+                case Fuse.LOOKUP -> lookup();
+                case Fuse.GETATTR -> getattr();
+                case Fuse.STATFS -> statfs();
+                case Fuse.OPEN -> open(0);
+                case Fuse.OPENDIR -> open(FsIo.O_DIRECTORY);
+                case Fuse.READ -> read();
+                case Fuse.READDIR -> readdir();
+                case Fuse.RELEASE, Fuse.RELEASEDIR -> fs.release(request.argLong(Fuse.RELEASE_IN_FH)) ? ok(0)
+                        : error(Errno.EBADF);
+                case Fuse.FLUSH -> ok(0);
+                default -> error(Errno.ENOSYS);
+            };
+        } catch (NativeException e) {
+            return error(e.errno() > 0 ? e.errno() : Errno.EIO);
+        }
+    }
+
+    private Passthrough.Inode node() {
+        return fs.inode(request.nodeId());
+    }
+
+    /** LOOKUP: one name in the parent, never following a symlink, as a new or known inode. */
+    private int lookup() throws ChainException, NativeException {
+        Passthrough.Inode parent = node();
+        if (parent == null) {
+            return error(Errno.EBADF);
+        }
+        int length = readName(0);
+        if (length < 0) {
+            return error(-length);
+        }
+        int fd = FsIo.openat(parent.fd, name, FsIo.O_PATH | FsIo.O_NOFOLLOW);
+        try {
+            FsIo.fstatat(fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        } catch (NativeException e) {
+            Native.LIBC.close(fd);
+            throw e;
+        }
+        Passthrough.Inode inode = fs.lookedUp(fd, stat);
+        long out = reply + Fuse.OUT_HEADER_SIZE;
+        Native.zero(out, Fuse.ENTRY_OUT_SIZE);
+        Native.putLong(out + Fuse.ENTRY_NODEID, inode.id);
+        Native.putLong(out + Fuse.ENTRY_VALID, TIMEOUT_SECONDS);
+        Native.putLong(out + Fuse.ENTRY_ATTR_VALID, TIMEOUT_SECONDS);
+        fillAttr(out + Fuse.ENTRY_ATTR, stat);
+        return ok(Fuse.ENTRY_OUT_SIZE);
+    }
+
+    private int getattr() throws ChainException, NativeException {
+        Passthrough.Inode inode = node();
+        if (inode == null) {
+            return error(Errno.EBADF);
+        }
+        FsIo.fstatat(inode.fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        long out = reply + Fuse.OUT_HEADER_SIZE;
+        Native.zero(out, Fuse.ATTR_OUT_SIZE);
+        Native.putLong(out + Fuse.ATTR_OUT_VALID, TIMEOUT_SECONDS);
+        fillAttr(out + Fuse.ATTR_OUT_ATTR, stat);
+        return ok(Fuse.ATTR_OUT_SIZE);
+    }
+
+    private int statfs() throws ChainException, NativeException {
+        Passthrough.Inode inode = node();
+        if (inode == null) {
+            return error(Errno.EBADF);
+        }
+        long buf = stat + FsIo.STAT_SIZE;
+        FsIo.fstatfs(inode.fd, buf);
+        long out = reply + Fuse.OUT_HEADER_SIZE;
+        Native.zero(out, Fuse.STATFS_OUT_SIZE);
+        Native.putLong(out + Fuse.STATFS_BLOCKS, Native.getLong(buf + FsIo.F_BLOCKS));
+        Native.putLong(out + Fuse.STATFS_BFREE, Native.getLong(buf + FsIo.F_BFREE));
+        Native.putLong(out + Fuse.STATFS_BAVAIL, Native.getLong(buf + FsIo.F_BAVAIL));
+        Native.putLong(out + Fuse.STATFS_FILES, Native.getLong(buf + FsIo.F_FILES));
+        Native.putLong(out + Fuse.STATFS_FFREE, Native.getLong(buf + FsIo.F_FFREE));
+        Native.putInt(out + Fuse.STATFS_BSIZE, (int) Native.getLong(buf + FsIo.F_BSIZE));
+        Native.putInt(out + Fuse.STATFS_NAMELEN, (int) Native.getLong(buf + FsIo.F_NAMELEN));
+        Native.putInt(out + Fuse.STATFS_FRSIZE, (int) Native.getLong(buf + FsIo.F_FRSIZE));
+        return ok(Fuse.STATFS_OUT_SIZE);
+    }
+
+    /** OPEN / OPENDIR: a real descriptor with the guest's access mode, as a handle. */
+    private int open(int extraFlags) throws ChainException, NativeException {
+        Passthrough.Inode inode = node();
+        if (inode == null) {
+            return error(Errno.EBADF);
+        }
+        int flags = request.argInt(Fuse.OPEN_IN_FLAGS) | extraFlags;
+        if ((flags & 3) != 0) {
+            return error(Errno.EROFS); // the write side is not implemented yet: read-only for now
+        }
+        int fd = fs.reopen(inode, flags, name);
+        long out = reply + Fuse.OUT_HEADER_SIZE;
+        Native.zero(out, Fuse.OPEN_OUT_SIZE);
+        Native.putLong(out + Fuse.OPEN_OUT_FH, fs.addHandle(fd));
+        return ok(Fuse.OPEN_OUT_SIZE);
+    }
+
+    /** READ: preadv from the file straight into the guest's buffers after the out-header. */
+    private int read() throws ChainException, NativeException {
+        int fd = fs.handle(request.argLong(Fuse.READ_IN_FH));
+        if (fd < 0) {
+            return error(Errno.EBADF);
+        }
+        DescriptorChain chain = request.chain();
+        long size = Math.min(request.argInt(Fuse.READ_IN_SIZE_BYTES) & 0xffff_ffffL,
+                chain.writableBytes() - Fuse.OUT_HEADER_SIZE);
+        long offset = request.argLong(Fuse.READ_IN_OFFSET);
+        long got = 0;
+        if (size > 0) {
+            int n = chain.toIovecs(true, Fuse.OUT_HEADER_SIZE, size, iov, FileIo.IOV_MAX);
+            got = preadv(fd, iov, n, offset);
+        }
+        return send(0, (int) got, false);
+    }
+
+    private static long preadv(int fd, long iov, int count, long offset) throws NativeException {
+        while (true) {
+            long n = Native.LIBC.preadv(fd, iov, count, offset);
+            if (n >= 0) {
+                return n;
+            }
+            int errno = Native.errno();
+            if (errno != Errno.EINTR) {
+                throw new NativeException("preadv", errno);
+            }
+        }
+    }
+
+    /** READDIR: getdents64 from the handle's offset, as fuse_dirent records up to the size asked. */
+    private int readdir() throws ChainException, NativeException {
+        int fd = fs.handle(request.argLong(Fuse.READ_IN_FH));
+        if (fd < 0) {
+            return error(Errno.EBADF);
+        }
+        long room = Math.min(Math.min(request.argInt(Fuse.READ_IN_SIZE_BYTES) & 0xffff_ffffL, MAX_DIR_REPLY),
+                request.chain().writableBytes() - Fuse.OUT_HEADER_SIZE);
+        FsIo.seek(fd, request.argLong(Fuse.READ_IN_OFFSET));
+        int got = FsIo.getdents64(fd, dents, (int) Math.min(room, MAX_DIR_REPLY));
+        long out = reply + Fuse.OUT_HEADER_SIZE;
+        int used = 0;
+        for (int at = 0; at < got; ) {
+            long d = dents + at;
+            int reclen = Native.getShort(d + FsIo.D_RECLEN) & 0xffff;
+            int namelen = 0;
+            while (Native.getByte(d + FsIo.D_NAME + namelen) != 0) {
+                namelen++;
+            }
+            int size = (Fuse.DIRENT_NAME + namelen + 7) & ~7;
+            if (used + size > room) {
+                break;
+            }
+            long e = out + used;
+            Native.zero(e, size);
+            Native.putLong(e + Fuse.DIRENT_INO, Native.getLong(d + FsIo.D_INO));
+            Native.putLong(e + Fuse.DIRENT_OFF, Native.getLong(d + FsIo.D_OFF));
+            Native.putInt(e + Fuse.DIRENT_NAMELEN, namelen);
+            Native.putInt(e + Fuse.DIRENT_TYPE, Native.getByte(d + FsIo.D_TYPE) & 0xff);
+            Native.copy(d + FsIo.D_NAME, e + Fuse.DIRENT_NAME, namelen);
+            used += size;
+            at += reclen;
+        }
+        return ok(used);
+    }
+
+    /**
+     * Copies the NUL-terminated name that follows the argument ({@code skip} bytes of it) into
+     * {@link #name}; returns its length or a negated errno.
+     */
+    private int readName(int skip) throws ChainException {
+        long from = Fuse.IN_HEADER_SIZE + Fuse.argumentSize(request.opcode()) + skip;
+        long available = request.chain().readableBytes() - from;
+        if (available <= 0) {
+            return -Errno.EINVAL;
+        }
+        int copy = (int) Math.min(available, NAME_MAX + 1);
+        request.chain().readFromChain(from, name, copy);
+        int length = 0;
+        while (length < copy && Native.getByte(name + length) != 0) {
+            length++;
+        }
+        if (length == copy) {
+            return length > NAME_MAX ? -Errno.ENAMETOOLONG : -Errno.EINVAL; // no terminator
+        }
+        int bad = Passthrough.checkName(name, length);
+        return bad != 0 ? -bad : length;
+    }
+
+    private static void fillAttr(long attr, long st) {
+        Native.putLong(attr + Fuse.ATTR_INO, Native.getLong(st + FsIo.ST_INO));
+        Native.putLong(attr + Fuse.ATTR_SIZE_BYTES, Native.getLong(st + FsIo.ST_SIZE));
+        Native.putLong(attr + Fuse.ATTR_BLOCKS, Native.getLong(st + FsIo.ST_BLOCKS));
+        Native.putLong(attr + Fuse.ATTR_ATIME, Native.getLong(st + FsIo.ST_ATIME));
+        Native.putLong(attr + Fuse.ATTR_MTIME, Native.getLong(st + FsIo.ST_MTIME));
+        Native.putLong(attr + Fuse.ATTR_CTIME, Native.getLong(st + FsIo.ST_CTIME));
+        Native.putInt(attr + Fuse.ATTR_ATIMENSEC, (int) Native.getLong(st + FsIo.ST_ATIME_NSEC));
+        Native.putInt(attr + Fuse.ATTR_MTIMENSEC, (int) Native.getLong(st + FsIo.ST_MTIME_NSEC));
+        Native.putInt(attr + Fuse.ATTR_CTIMENSEC, (int) Native.getLong(st + FsIo.ST_CTIME_NSEC));
+        Native.putInt(attr + Fuse.ATTR_MODE, Native.getInt(st + FsIo.ST_MODE));
+        Native.putInt(attr + Fuse.ATTR_NLINK, (int) Native.getLong(st + FsIo.ST_NLINK));
+        Native.putInt(attr + Fuse.ATTR_UID, Native.getInt(st + FsIo.ST_UID));
+        Native.putInt(attr + Fuse.ATTR_GID, Native.getInt(st + FsIo.ST_GID));
+        Native.putInt(attr + Fuse.ATTR_RDEV, (int) Native.getLong(st + FsIo.ST_RDEV));
+        Native.putInt(attr + Fuse.ATTR_BLKSIZE, (int) Native.getLong(st + FsIo.ST_BLKSIZE));
     }
 
     /**
@@ -102,22 +334,37 @@ final class FuseQueueHandler implements QueueHandler {
         return ok(Fuse.INIT_OUT_SIZE);
     }
 
+    private void forget(int opcode) throws ChainException {
+        if (opcode == Fuse.FORGET) {
+            fs.forget(request.nodeId(), request.argLong(Fuse.FORGET_IN_NLOOKUP));
+            return;
+        }
+        long count = request.argInt(Fuse.BATCH_FORGET_IN_COUNT) & 0xffff_ffffL;
+        long from = Fuse.IN_HEADER_SIZE + Fuse.BATCH_FORGET_IN_SIZE;
+        long fits = (request.chain().readableBytes() - from) / Fuse.FORGET_ONE_SIZE;
+        for (long i = 0; i < Math.min(count, fits); i++) {
+            request.chain().readFromChain(from + i * Fuse.FORGET_ONE_SIZE, stat, Fuse.FORGET_ONE_SIZE);
+            fs.forget(Native.getLong(stat + Fuse.FORGET_ONE_NODEID), Native.getLong(stat + Fuse.FORGET_ONE_NLOOKUP));
+        }
+    }
+
     /** Sends the out-header and {@code payload} bytes prepared after it in {@link #reply}. */
     private int ok(int payload) throws ChainException {
-        return send(0, payload);
+        return send(0, payload, true);
     }
 
     private int error(int errno) throws ChainException {
-        return send(-errno, 0);
+        return send(-errno, 0, true);
     }
 
-    private int send(int error, int payload) throws ChainException {
+    /** {@code copy}: the payload is in {@link #reply}; otherwise it is already in the chain (READ). */
+    private int send(int error, int payload, boolean copy) throws ChainException {
         DescriptorChain chain = request.chain();
-        int length = (int) Math.min(Fuse.OUT_HEADER_SIZE + payload, chain.writableBytes());
+        int length = (int) Math.min(Fuse.OUT_HEADER_SIZE + (long) payload, chain.writableBytes());
         Native.putInt(reply + Fuse.OUT_LEN, length);
         Native.putInt(reply + Fuse.OUT_ERROR, error);
         Native.putLong(reply + Fuse.OUT_UNIQUE, request.unique());
-        chain.writeToChain(0, reply, length);
+        chain.writeToChain(0, reply, copy ? length : Fuse.OUT_HEADER_SIZE);
         return length;
     }
 
@@ -125,5 +372,9 @@ final class FuseQueueHandler implements QueueHandler {
     public void close() {
         request.close();
         Native.free(reply);
+        Native.free(name);
+        Native.free(stat);
+        Native.free(dents);
+        Native.free(iov);
     }
 }

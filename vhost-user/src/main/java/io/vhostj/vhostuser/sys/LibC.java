@@ -71,6 +71,12 @@ public interface LibC {
 
     int fstat(int fd, long statbuf);
 
+    int openat(int dirfd, long path, int flags, int mode);
+
+    int fstatat(int dirfd, long path, long statbuf, int flags);
+
+    int fstatfs(int fd, long statfsbuf);
+
     int fsync(int fd);
 
     int ioctl(int fd, long request, long arg);

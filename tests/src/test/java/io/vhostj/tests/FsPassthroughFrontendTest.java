@@ -1,0 +1,198 @@
+package io.vhostj.tests;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import io.vhostj.bench.FuseClient;
+import io.vhostj.fs.FsDevice;
+import io.vhostj.fs.Fuse;
+import io.vhostj.vhostuser.backend.VhostUserBackend;
+import io.vhostj.vhostuser.backend.VhostUserServer;
+import io.vhostj.vhostuser.sys.Errno;
+import io.vhostj.vhostuser.sys.Native;
+
+/** The read-only passthrough operations through vhostj's frontend, on a real directory. */
+class FsPassthroughFrontendTest {
+    private static final long TIMEOUT = 5_000_000_000L;
+    private static final int S_IFMT = 0xf000;
+    private static final int S_IFREG = 0x8000;
+    private static final int S_IFLNK = 0xa000;
+
+    @TempDir
+    Path dir;
+    private VhostUserServer server;
+    private Thread thread;
+    private FsDevice device;
+
+    private FuseClient start() throws Exception {
+        Path shared = Files.createDirectory(dir.resolve("shared"));
+        Files.writeString(shared.resolve("hello.txt"), "hello from the host\n");
+        Files.createDirectory(shared.resolve("d"));
+        Files.writeString(shared.resolve("d").resolve("inner"), "inner");
+        Files.createSymbolicLink(shared.resolve("link"), Path.of("/etc/passwd"));
+        Files.writeString(dir.resolve("outside"), "secret");
+        device = new FsDevice(shared, "t", 1, 1024);
+        device.open();
+        Path socket = dir.resolve("fs.sock");
+        server = VhostUserServer.listen(new VhostUserBackend(device, 20_000), socket);
+        thread = new Thread(server::run, "fs-server");
+        thread.start();
+        FuseClient c = FuseClient.connect(socket, 64);
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        Native.zero(a, Fuse.INIT_IN_SIZE);
+        Native.putInt(a + Fuse.INIT_IN_MAJOR, 7);
+        Native.putInt(a + Fuse.INIT_IN_MINOR, 38);
+        assertEquals(0, c.request(Fuse.INIT, 0, Fuse.INIT_IN_SIZE, 256, TIMEOUT));
+        return c;
+    }
+
+    @AfterEach
+    void stop() throws InterruptedException {
+        if (server != null) {
+            server.close();
+            thread.join(5000);
+            server.release();
+        }
+    }
+
+    private static int lookup(FuseClient c, long parent, String name) throws Exception {
+        byte[] b = (name + "\0").getBytes(StandardCharsets.UTF_8);
+        Native.copyFromArray(b, 0, c.in() + Fuse.IN_HEADER_SIZE, b.length);
+        return c.request(Fuse.LOOKUP, parent, b.length, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT);
+    }
+
+    private static long entryNode(FuseClient c) {
+        return Native.getLong(c.out() + Fuse.OUT_HEADER_SIZE + Fuse.ENTRY_NODEID);
+    }
+
+    private static int entryMode(FuseClient c) {
+        return Native.getInt(c.out() + Fuse.OUT_HEADER_SIZE + Fuse.ENTRY_ATTR + Fuse.ATTR_MODE);
+    }
+
+    private static long open(FuseClient c, int opcode, long node) throws Exception {
+        Native.zero(c.in() + Fuse.IN_HEADER_SIZE, Fuse.OPEN_IN_SIZE);
+        assertEquals(0, c.request(opcode, node, Fuse.OPEN_IN_SIZE, 16 + Fuse.OPEN_OUT_SIZE, TIMEOUT));
+        return Native.getLong(c.out() + Fuse.OUT_HEADER_SIZE + Fuse.OPEN_OUT_FH);
+    }
+
+    private static int read(FuseClient c, int opcode, long fh, long offset, int size) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        Native.zero(a, Fuse.READ_IN_SIZE);
+        Native.putLong(a + Fuse.READ_IN_FH, fh);
+        Native.putLong(a + Fuse.READ_IN_OFFSET, offset);
+        Native.putInt(a + Fuse.READ_IN_SIZE_BYTES, size);
+        return c.request(opcode, 1, Fuse.READ_IN_SIZE, 16 + size, TIMEOUT);
+    }
+
+    @Test
+    void shouldLookUpStatOpenAndReadAFile() throws Exception {
+        try (FuseClient c = start()) {
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            assertTrue(node > Fuse.ROOT_ID);
+            assertEquals(S_IFREG, entryMode(c) & S_IFMT);
+            assertEquals(20, Native.getLong(c.out() + 16 + Fuse.ENTRY_ATTR + Fuse.ATTR_SIZE_BYTES));
+
+            Native.zero(c.in() + Fuse.IN_HEADER_SIZE, Fuse.GETATTR_IN_SIZE);
+            assertEquals(0, c.request(Fuse.GETATTR, node, Fuse.GETATTR_IN_SIZE, 16 + Fuse.ATTR_OUT_SIZE, TIMEOUT));
+            assertEquals(20, Native.getLong(c.out() + 16 + Fuse.ATTR_OUT_ATTR + Fuse.ATTR_SIZE_BYTES));
+
+            long fh = open(c, Fuse.OPEN, node);
+            assertEquals(0, read(c, Fuse.READ, fh, 6, 4096));
+            assertEquals(16 + 14, c.replyLength(), "20 bytes from offset 6");
+            byte[] got = new byte[14];
+            Native.copyToArray(c.out() + 16, got, 0, got.length);
+            assertEquals("from the host\n", new String(got, StandardCharsets.UTF_8));
+
+            long r = c.in() + Fuse.IN_HEADER_SIZE;
+            Native.zero(r, Fuse.RELEASE_IN_SIZE);
+            Native.putLong(r + Fuse.RELEASE_IN_FH, fh);
+            assertEquals(0, c.request(Fuse.RELEASE, node, Fuse.RELEASE_IN_SIZE, 16, TIMEOUT));
+            assertEquals(-Errno.EBADF, read(c, Fuse.READ, fh, 0, 16), "a released handle is gone");
+
+            Native.putInt(c.in() + Fuse.IN_HEADER_SIZE + Fuse.OPEN_IN_FLAGS, 2); // O_RDWR
+            assertEquals(-Errno.EROFS, c.request(Fuse.OPEN, node, Fuse.OPEN_IN_SIZE, 32, TIMEOUT),
+                    "writing is not implemented yet: refused, not pretended");
+
+            assertEquals(0, c.request(Fuse.STATFS, Fuse.ROOT_ID, 0, 16 + Fuse.STATFS_OUT_SIZE, TIMEOUT));
+            assertTrue(Native.getInt(c.out() + 16 + Fuse.STATFS_BSIZE) > 0);
+        }
+    }
+
+    @Test
+    void shouldListADirectory() throws Exception {
+        try (FuseClient c = start()) {
+            long fh = open(c, Fuse.OPENDIR, Fuse.ROOT_ID);
+            List<String> names = new ArrayList<>();
+            long offset = 0;
+            for (int round = 0; round < 10; round++) {
+                assertEquals(0, read(c, Fuse.READDIR, fh, offset, 80)); // small: forces several rounds
+                int len = c.replyLength() - 16;
+                if (len == 0) {
+                    break;
+                }
+                for (int at = 0; at < len; ) {
+                    long e = c.out() + 16 + at;
+                    int namelen = Native.getInt(e + Fuse.DIRENT_NAMELEN);
+                    byte[] n = new byte[namelen];
+                    Native.copyToArray(e + Fuse.DIRENT_NAME, n, 0, namelen);
+                    names.add(new String(n, StandardCharsets.UTF_8));
+                    offset = Native.getLong(e + Fuse.DIRENT_OFF);
+                    at += (Fuse.DIRENT_NAME + namelen + 7) & ~7;
+                }
+            }
+            names.sort(null);
+            assertEquals(List.of(".", "..", "d", "hello.txt", "link"), names);
+        }
+    }
+
+    @Test
+    void shouldKeepTheGuestInsideTheSharedDirectory() throws Exception {
+        try (FuseClient c = start()) {
+            assertEquals(-Errno.ENOENT, lookup(c, Fuse.ROOT_ID, ".."), "no way up from the root");
+            assertEquals(-Errno.EINVAL, lookup(c, Fuse.ROOT_ID, "../outside"), "one component only");
+            assertEquals(-Errno.EINVAL, lookup(c, Fuse.ROOT_ID, "d/inner"), "one component only");
+            assertEquals(-Errno.ENOENT, lookup(c, Fuse.ROOT_ID, "missing"));
+
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "link"));
+            assertEquals(S_IFLNK, entryMode(c) & S_IFMT, "the symlink itself, not /etc/passwd");
+            long link = entryNode(c);
+            Native.zero(c.in() + Fuse.IN_HEADER_SIZE, Fuse.OPEN_IN_SIZE);
+            assertEquals(-40 /* ELOOP */, c.request(Fuse.OPEN, link, Fuse.OPEN_IN_SIZE, 32, TIMEOUT),
+                    "opening a symlink node does not follow it out of the export");
+        }
+    }
+
+    @Test
+    void shouldDropDescriptorsWhenTheGuestForgets() throws Exception {
+        try (FuseClient c = start()) {
+            int before = device.heldDescriptors();
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "d"));
+            long d = entryNode(c);
+            assertEquals(0, lookup(c, d, "inner"));
+            long inner = entryNode(c);
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "d"));
+            assertEquals(d, entryNode(c), "the same inode, the same node id");
+            assertEquals(before + 2, device.heldDescriptors());
+
+            Native.putLong(c.in() + Fuse.IN_HEADER_SIZE, 1);
+            c.request(Fuse.FORGET, inner, Fuse.FORGET_IN_SIZE, 0, TIMEOUT);
+            assertEquals(before + 1, device.heldDescriptors());
+            Native.putLong(c.in() + Fuse.IN_HEADER_SIZE, 1);
+            c.request(Fuse.FORGET, d, Fuse.FORGET_IN_SIZE, 0, TIMEOUT);
+            assertEquals(before + 1, device.heldDescriptors(), "d was looked up twice");
+            Native.putLong(c.in() + Fuse.IN_HEADER_SIZE, 1);
+            c.request(Fuse.FORGET, d, Fuse.FORGET_IN_SIZE, 0, TIMEOUT);
+            assertEquals(before, device.heldDescriptors());
+        }
+    }
+}

@@ -1,0 +1,95 @@
+package io.vhostj.vhostuser.sys;
+
+/**
+ * The calls a passthrough file system makes, with names as NUL-terminated bytes in native
+ * memory (a guest's names need not be valid UTF-8) and results in caller-owned native buffers.
+ */
+public final class FsIo {
+    public static final int AT_FDCWD = -100;
+    public static final int AT_SYMLINK_NOFOLLOW = 0x100;
+    public static final int AT_EMPTY_PATH = 0x1000;
+    public static final int O_PATH = 0x200000;
+    public static final int O_NOFOLLOW = 0x20000;
+    public static final int O_DIRECTORY = 0x10000;
+    public static final int O_CLOEXEC = 0x80000;
+
+    // x86_64 struct stat (144 bytes)
+    public static final int STAT_SIZE = 144;
+    public static final int ST_DEV = 0;
+    public static final int ST_INO = 8;
+    public static final int ST_NLINK = 16;
+    public static final int ST_MODE = 24;
+    public static final int ST_UID = 28;
+    public static final int ST_GID = 32;
+    public static final int ST_RDEV = 40;
+    public static final int ST_SIZE = 48;
+    public static final int ST_BLKSIZE = 56;
+    public static final int ST_BLOCKS = 64;
+    public static final int ST_ATIME = 72;
+    public static final int ST_ATIME_NSEC = 80;
+    public static final int ST_MTIME = 88;
+    public static final int ST_MTIME_NSEC = 96;
+    public static final int ST_CTIME = 104;
+    public static final int ST_CTIME_NSEC = 112;
+
+    // x86_64 struct statfs (120 bytes)
+    public static final int STATFS_SIZE = 120;
+    public static final int F_BSIZE = 8;
+    public static final int F_BLOCKS = 16;
+    public static final int F_BFREE = 24;
+    public static final int F_BAVAIL = 32;
+    public static final int F_FILES = 40;
+    public static final int F_FFREE = 48;
+    public static final int F_NAMELEN = 64;
+    public static final int F_FRSIZE = 72;
+
+    // struct linux_dirent64: u64 d_ino, s64 d_off, u16 d_reclen, u8 d_type, char d_name[]
+    public static final int D_INO = 0;
+    public static final int D_OFF = 8;
+    public static final int D_RECLEN = 16;
+    public static final int D_TYPE = 18;
+    public static final int D_NAME = 19;
+
+    private static final long SYS_GETDENTS64 = 217;
+
+    private FsIo() {
+    }
+
+    /** openat(2); {@code name} is the address of a NUL-terminated name. Returns the new fd. */
+    public static int openat(int dirfd, long name, int flags) throws NativeException {
+        while (true) {
+            int fd = Native.LIBC.openat(dirfd, name, flags | O_CLOEXEC, 0);
+            if (fd >= 0) {
+                return fd;
+            }
+            int errno = Native.errno();
+            if (errno != Errno.EINTR) {
+                throw new NativeException("openat", errno);
+            }
+        }
+    }
+
+    /** fstatat(2) into {@code stat} (a {@link #STAT_SIZE}-byte buffer). */
+    public static void fstatat(int dirfd, long name, long stat, int flags) throws NativeException {
+        Native.check("fstatat", Native.LIBC.fstatat(dirfd, name, stat, flags));
+    }
+
+    /** fstatfs(2) into {@code buf} (a {@link #STATFS_SIZE}-byte buffer). */
+    public static void fstatfs(int fd, long buf) throws NativeException {
+        Native.check("fstatfs", Native.LIBC.fstatfs(fd, buf));
+    }
+
+    /** getdents64(2): fills {@code buf} with linux_dirent64 records; returns the bytes used, 0 at the end. */
+    public static int getdents64(int fd, long buf, int size) throws NativeException {
+        long n = Native.LIBC.syscall(SYS_GETDENTS64, fd, buf, size, 0, 0, 0);
+        if (n < 0) {
+            throw new NativeException("getdents64", Native.errno());
+        }
+        return (int) n;
+    }
+
+    /** lseek(2) to an absolute position (a directory offset from getdents64's d_off). */
+    public static void seek(int fd, long offset) throws NativeException {
+        Native.check("lseek", Native.LIBC.lseek(fd, offset, 0));
+    }
+}
