@@ -13,10 +13,12 @@ file, and shows, from inside the guest: the disk, an ext4 filesystem made and
 checked on it, a file written and read back after dropping caches, fstrim
 returning space to the host file, and a short fio run. Then the host side: the
 backend's queue counters and the image's allocated size.
+The same guest mounts a host directory exported by 'vhostj fs' (virtio-fs,
+read-only so far) and reads a file from it.
 
 First run: installs qemu-system-x86, busybox-static, fio (Debian packages; needs
 root) and downloads a Debian kernel into ~/.cache/vhostj/guest. Takes ~1 minute.
-Coming with later issues: virtio-fs and vsock devices in the same guest.
+Coming with later issues: the rest of virtio-fs, and vsock, in the same guest.
 USAGE
   exit 0
 fi
@@ -28,7 +30,13 @@ guest=$("$ROOT/scripts/guest/prepare.sh")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhostj-demo.XXXXXX")
 backend=
-cleanup() { [[ -n "$backend" ]] && kill "$backend" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+fsd=
+cleanup() {
+  [[ -n "$backend" ]] && kill "$backend" 2>/dev/null
+  [[ -n "$fsd" ]] && kill "$fsd" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 truncate -s 256M "$work/disk.img"
@@ -38,6 +46,15 @@ backend=$!
 for _ in $(seq 200); do [[ -S "$work/blk.sock" ]] && break; sleep 0.05; done
 [[ -S "$work/blk.sock" ]] || { echo "vhostj demo: the blk backend did not start:" >&2; cat "$work/blk.log" >&2; exit 1; }
 echo "== vhostj blk is serving $work/disk.img on $work/blk.sock"
+
+mkdir -p "$work/shared"
+echo "hello from the host, through vhostj fs" >"$work/shared/hello.txt"
+for i in $(seq 1 100); do echo "$i" >"$work/shared/file-$i"; done
+"$ROOT/bin/vhostj" fs --socket-path "$work/fs.sock" --shared-dir "$work/shared" >"$work/fs.log" 2>&1 &
+fsd=$!
+for _ in $(seq 200); do [[ -S "$work/fs.sock" ]] && break; sleep 0.05; done
+[[ -S "$work/fs.sock" ]] || { echo "vhostj demo: the fs backend did not start:" >&2; cat "$work/fs.log" >&2; exit 1; }
+echo "== vhostj fs is exporting $work/shared on $work/fs.sock (read-only so far)"
 
 mkdir -p "$work/rd"
 cat >"$work/rd/test.sh" <<'GUEST'
@@ -57,17 +74,22 @@ umount /mnt
 echo "-- fio 4k random read, QD 16, 5 s (under TCG emulation: the guest CPU is the bottleneck)"
 fio --name=demo --filename=/dev/vda --rw=randread --bs=4k --iodepth=16 --ioengine=libaio --direct=1 \
     --runtime=5 --time_based --size=128M --output-format=normal 2>/dev/null | grep -E 'IOPS|clat \(usec\).*avg' | head -2
+mkdir -p /mnt/host
+mount -t virtiofs hostfs /mnt/host && echo "-- virtiofs: mounted the host's directory: $(ls /mnt/host | wc -l) entries"
+cat /mnt/host/hello.txt
+umount /mnt/host
 GUEST
 (cd "$work/rd" && echo test.sh | cpio -o -H newc --quiet | gzip -1) >"$work/test.cpio.gz"
 cat "$guest/base.cpio.gz" "$work/test.cpio.gz" >"$work/initrd"
 
 esc=$(printf '\033')   # the firmware's terminal escapes are noise here
-echo "== booting the guest (QEMU TCG, 1 GiB shared memory, vhost-user-blk-pci)"
+echo "== booting the guest (QEMU TCG, 1 GiB shared memory, vhost-user-blk-pci + vhost-user-fs-pci)"
 timeout 300 qemu-system-x86_64 -accel tcg -m 1G -smp 2 \
   -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \
   -kernel "$guest/vmlinuz" -initrd "$work/initrd" -append "console=ttyS0 quiet panic=-1" \
   -nographic -no-reboot -monitor none \
   -chardev socket,id=c0,path="$work/blk.sock" -device vhost-user-blk-pci,chardev=c0,num-queues=2 \
+  -chardev socket,id=c1,path="$work/fs.sock" -device vhost-user-fs-pci,chardev=c1,tag=hostfs \
   | tr -d '\r' | sed -e "s/${esc}c//g; s/${esc}\[[0-9;?]*[a-zA-Z]//g" | sed -n '/VHOSTJ-GUEST-UP/,/VHOSTJ-GUEST-EXIT/p'
 
 echo "== host side"
