@@ -34,13 +34,17 @@ class FsPassthroughFrontendTest {
     private FsDevice device;
 
     private FuseClient start() throws Exception {
+        return start(false);
+    }
+
+    private FuseClient start(boolean readOnly) throws Exception {
         Path shared = Files.createDirectory(dir.resolve("shared"));
         Files.writeString(shared.resolve("hello.txt"), "hello from the host\n");
         Files.createDirectory(shared.resolve("d"));
         Files.writeString(shared.resolve("d").resolve("inner"), "inner");
         Files.createSymbolicLink(shared.resolve("link"), Path.of("/etc/passwd"));
         Files.writeString(dir.resolve("outside"), "secret");
-        device = new FsDevice(shared, "t", 1, 1024);
+        device = new FsDevice(shared, readOnly, "t", 1, 1024);
         device.open();
         Path socket = dir.resolve("fs.sock");
         server = VhostUserServer.listen(new VhostUserBackend(device, 20_000), socket);
@@ -119,10 +123,6 @@ class FsPassthroughFrontendTest {
             assertEquals(0, c.request(Fuse.RELEASE, node, Fuse.RELEASE_IN_SIZE, 16, TIMEOUT));
             assertEquals(-Errno.EBADF, read(c, Fuse.READ, fh, 0, 16), "a released handle is gone");
 
-            Native.putInt(c.in() + Fuse.IN_HEADER_SIZE + Fuse.OPEN_IN_FLAGS, 2); // O_RDWR
-            assertEquals(-Errno.EROFS, c.request(Fuse.OPEN, node, Fuse.OPEN_IN_SIZE, 32, TIMEOUT),
-                    "writing is not implemented yet: refused, not pretended");
-
             assertEquals(0, c.request(Fuse.STATFS, Fuse.ROOT_ID, 0, 16 + Fuse.STATFS_OUT_SIZE, TIMEOUT));
             assertTrue(Native.getInt(c.out() + 16 + Fuse.STATFS_BSIZE) > 0);
         }
@@ -193,6 +193,78 @@ class FsPassthroughFrontendTest {
             Native.putLong(c.in() + Fuse.IN_HEADER_SIZE, 1);
             c.request(Fuse.FORGET, d, Fuse.FORGET_IN_SIZE, 0, TIMEOUT);
             assertEquals(before, device.heldDescriptors());
+        }
+    }
+
+    @Test
+    void shouldRefuseEveryChangeOnAReadOnlyExport() throws Exception {
+        try (FuseClient c = start(true)) {
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            Native.zero(c.in() + Fuse.IN_HEADER_SIZE, Fuse.OPEN_IN_SIZE);
+            Native.putInt(c.in() + Fuse.IN_HEADER_SIZE + Fuse.OPEN_IN_FLAGS, 2); // O_RDWR
+            assertEquals(-Errno.EROFS, c.request(Fuse.OPEN, node, Fuse.OPEN_IN_SIZE, 32, TIMEOUT));
+            byte[] mk = new byte[Fuse.MKDIR_IN_SIZE + 3];
+            mk[Fuse.MKDIR_IN_MODE] = (byte) 0755;
+            mk[Fuse.MKDIR_IN_SIZE] = 'x';
+            Native.copyFromArray(mk, 0, c.in() + Fuse.IN_HEADER_SIZE, mk.length);
+            assertEquals(-Errno.EROFS, c.request(Fuse.MKDIR, Fuse.ROOT_ID, mk.length, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));
+        }
+    }
+
+    @Test
+    void shouldCreateWriteRenameAndRemove() throws Exception {
+        try (FuseClient c = start()) {
+            long a = c.in() + Fuse.IN_HEADER_SIZE;
+            // CREATE new.txt O_RDWR 0644
+            Native.zero(a, Fuse.CREATE_IN_SIZE);
+            Native.putInt(a + Fuse.CREATE_IN_FLAGS, 2);
+            Native.putInt(a + Fuse.CREATE_IN_MODE, 0100644);
+            byte[] n = "new.txt\0".getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(n, 0, a + Fuse.CREATE_IN_SIZE, n.length);
+            assertEquals(0, c.request(Fuse.CREATE, Fuse.ROOT_ID, Fuse.CREATE_IN_SIZE + n.length,
+                    16 + Fuse.ENTRY_OUT_SIZE + Fuse.OPEN_OUT_SIZE, TIMEOUT));
+            long node = entryNode(c);
+            long fh = Native.getLong(c.out() + 16 + Fuse.ENTRY_OUT_SIZE + Fuse.OPEN_OUT_FH);
+
+            // WRITE "written by the guest" at 0
+            byte[] data = "written by the guest".getBytes(StandardCharsets.UTF_8);
+            Native.zero(a, Fuse.WRITE_IN_SIZE);
+            Native.putLong(a + Fuse.WRITE_IN_FH, fh);
+            Native.putInt(a + Fuse.WRITE_IN_SIZE_BYTES, data.length);
+            Native.copyFromArray(data, 0, a + Fuse.WRITE_IN_SIZE, data.length);
+            assertEquals(0, c.request(Fuse.WRITE, node, Fuse.WRITE_IN_SIZE + data.length, 16 + Fuse.WRITE_OUT_SIZE, TIMEOUT));
+            assertEquals(data.length, Native.getInt(c.out() + 16 + Fuse.WRITE_OUT_SIZE_BYTES));
+            Path shared = dir.resolve("shared");
+            assertEquals("written by the guest", Files.readString(shared.resolve("new.txt")));
+
+            // SETATTR size 7 (truncate), mode 0600
+            Native.zero(a, Fuse.SETATTR_IN_SIZE);
+            Native.putInt(a + Fuse.SETATTR_IN_VALID, 8 | 1);
+            Native.putLong(a + Fuse.SETATTR_IN_SIZE_BYTES, 7);
+            Native.putInt(a + Fuse.SETATTR_IN_MODE, 0100600);
+            assertEquals(0, c.request(Fuse.SETATTR, node, Fuse.SETATTR_IN_SIZE, 16 + Fuse.ATTR_OUT_SIZE, TIMEOUT));
+            assertEquals(7, Native.getLong(c.out() + 16 + Fuse.ATTR_OUT_ATTR + Fuse.ATTR_SIZE_BYTES));
+            assertEquals("written", Files.readString(shared.resolve("new.txt")));
+            assertEquals(0600, Native.getInt(c.out() + 16 + Fuse.ATTR_OUT_ATTR + Fuse.ATTR_MODE) & 0777);
+
+            // RENAME new.txt -> moved.txt, then UNLINK
+            Native.zero(a, Fuse.RENAME_IN_SIZE);
+            Native.putLong(a + Fuse.RENAME_IN_NEWDIR, Fuse.ROOT_ID);
+            byte[] names = "new.txt\0moved.txt\0".getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(names, 0, a + Fuse.RENAME_IN_SIZE, names.length);
+            assertEquals(0, c.request(Fuse.RENAME, Fuse.ROOT_ID, Fuse.RENAME_IN_SIZE + names.length, 16, TIMEOUT));
+            assertTrue(Files.exists(shared.resolve("moved.txt")) && !Files.exists(shared.resolve("new.txt")));
+            byte[] moved = "moved.txt\0".getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(moved, 0, a, moved.length);
+            assertEquals(0, c.request(Fuse.UNLINK, Fuse.ROOT_ID, moved.length, 16, TIMEOUT));
+            assertFalse(Files.exists(shared.resolve("moved.txt")));
+            // a rename whose target escapes: refused by the name check
+            Native.putLong(a + Fuse.RENAME_IN_NEWDIR, Fuse.ROOT_ID);
+            byte[] escape = "hello.txt\0../escaped\0".getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(escape, 0, a + Fuse.RENAME_IN_SIZE, escape.length);
+            assertEquals(-Errno.EINVAL, c.request(Fuse.RENAME, Fuse.ROOT_ID, Fuse.RENAME_IN_SIZE + escape.length, 16, TIMEOUT));
+            assertFalse(Files.exists(dir.resolve("escaped")));
         }
     }
 }

@@ -26,13 +26,13 @@ public final class FsDevice implements VirtioDevice {
 
     /** A device with no file system behind it: INIT only (for protocol tests). */
     public FsDevice(String tag, int requestQueues, int maxQueueSize) {
-        this(null, tag, requestQueues, maxQueueSize);
+        this(null, false, tag, requestQueues, maxQueueSize);
     }
 
     /**
      * Exports {@code sharedDir} (opened now: throws if it cannot be). {@code null}: INIT only.
      */
-    public FsDevice(Path sharedDir, String tag, int requestQueues, int maxQueueSize) {
+    public FsDevice(Path sharedDir, boolean readOnly, String tag, int requestQueues, int maxQueueSize) {
         if (tag != null && tag.getBytes(StandardCharsets.UTF_8).length > VirtioFs.TAG_BYTES) {
             throw new IllegalArgumentException("the tag is longer than " + VirtioFs.TAG_BYTES + " bytes");
         }
@@ -42,7 +42,7 @@ public final class FsDevice implements VirtioDevice {
         this.tag = tag;
         this.requestQueues = requestQueues;
         this.maxQueueSize = maxQueueSize;
-        this.fs = sharedDir == null ? null : new Passthrough(sharedDir);
+        this.fs = sharedDir == null ? null : new Passthrough(sharedDir, readOnly);
     }
 
     /** Opens the shared directory; call once before serving. */

@@ -17,8 +17,9 @@ import picocli.CommandLine.Option;
 /** {@code vhostj fs}: a vhost-user-fs backend exporting a host directory (work in progress, issue 3). */
 @Command(name = "vhostj fs", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"vhost-user-fs backend (virtiofsd's role): exports a host directory to a VM.",
-            "Work in progress: the export is READ-ONLY so far (lookup, stat, read, readdir, statfs);",
-            "writes are refused with EROFS, and the sandbox and most virtiofsd options are not there yet.",
+            "Work in progress (issue 3): files and directories can be read, created, written, renamed and",
+            "removed; no locks, xattrs or sandbox yet, files are created with this process's uid/gid, and",
+            "most virtiofsd options are not there yet.",
             "QEMU side: -chardev socket,id=c0,path=SOCK -device vhost-user-fs-pci,chardev=c0,tag=TAG",
             "(guest RAM must be shared: -object memory-backend-memfd,share=on)"})
 public final class FsMain implements Callable<Integer> {
@@ -43,6 +44,9 @@ public final class FsMain implements Callable<Integer> {
     @Option(names = "--queue-size", defaultValue = "1024", paramLabel = "N",
             description = "Largest ring the guest may use, a power of two <= 32768. Default: ${DEFAULT-VALUE}.")
     int queueSize;
+
+    @Option(names = "--readonly", description = "Refuse every change (EROFS).")
+    boolean readOnly;
 
     @Option(names = "--sandbox", paramLabel = "MODE",
             description = "Only 'none' so far (namespace and chroot are not implemented yet: refused, not faked).")
@@ -78,7 +82,7 @@ public final class FsMain implements Callable<Integer> {
         }
         FsDevice device;
         try {
-            device = new FsDevice(sharedDir.toAbsolutePath(), tag, requestQueues, queueSize);
+            device = new FsDevice(sharedDir.toAbsolutePath(), readOnly, tag, requestQueues, queueSize);
             device.open();
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
@@ -87,8 +91,9 @@ public final class FsMain implements Callable<Integer> {
             System.err.println("vhostj fs: cannot open " + sharedDir + ": " + e.getMessage());
             return 1;
         }
-        LoggerFactory.getLogger(FsMain.class).warn("fs: exporting {} READ-ONLY, unsandboxed (work in progress); "
-                + "names are resolved one component at a time with O_NOFOLLOW", sharedDir.toAbsolutePath());
+        LoggerFactory.getLogger(FsMain.class).warn("fs: exporting {}{}, unsandboxed (work in progress); "
+                + "names are resolved one component at a time with O_NOFOLLOW", sharedDir.toAbsolutePath(),
+                readOnly ? " read-only" : "");
         return BackendLauncher.run(backend, device);
     }
 

@@ -42,6 +42,9 @@ final class FuseQueueHandler implements QueueHandler {
     private final FuseRequest request = new FuseRequest();
     private final long reply = Native.allocate(Fuse.OUT_HEADER_SIZE + MAX_DIR_REPLY);
     private final long name = Native.allocate(NAME_MAX + 1);
+    private final long name2 = Native.allocate(NAME_MAX + 1);
+    private final long proc = Native.allocate(64);
+    private final long times = Native.allocate(32);
     private final long stat = Native.allocate(FsIo.STAT_SIZE + FsIo.STATFS_SIZE);
     private final long dents = Native.allocate(MAX_DIR_REPLY);
     private final long iov = Native.allocate((long) FileIo.IOV_MAX * FileIo.IOVEC_SIZE);
@@ -103,6 +106,10 @@ final class FuseQueueHandler implements QueueHandler {
                 case Fuse.RELEASE, Fuse.RELEASEDIR -> fs.release(request.argLong(Fuse.RELEASE_IN_FH)) ? ok(0)
                         : error(Errno.EBADF);
                 case Fuse.FLUSH -> ok(0);
+                case Fuse.READLINK -> readlink();
+                case Fuse.CREATE, Fuse.MKDIR, Fuse.MKNOD, Fuse.SYMLINK, Fuse.LINK, Fuse.UNLINK, Fuse.RMDIR,
+                        Fuse.RENAME, Fuse.RENAME2, Fuse.SETATTR, Fuse.WRITE, Fuse.FSYNC, Fuse.FSYNCDIR,
+                        Fuse.FALLOCATE -> fs.readOnly() ? error(Errno.EROFS) : write(opcode);
                 default -> error(Errno.ENOSYS);
             };
         } catch (NativeException e) {
@@ -181,8 +188,8 @@ final class FuseQueueHandler implements QueueHandler {
             return error(Errno.EBADF);
         }
         int flags = request.argInt(Fuse.OPEN_IN_FLAGS) | extraFlags;
-        if ((flags & 3) != 0) {
-            return error(Errno.EROFS); // the write side is not implemented yet: read-only for now
+        if ((flags & 3) != 0 && fs.readOnly()) {
+            return error(Errno.EROFS);
         }
         int fd = fs.reopen(inode, flags, name);
         long out = reply + Fuse.OUT_HEADER_SIZE;
@@ -263,22 +270,280 @@ final class FuseQueueHandler implements QueueHandler {
      * {@link #name}; returns its length or a negated errno.
      */
     private int readName(int skip) throws ChainException {
-        long from = Fuse.IN_HEADER_SIZE + Fuse.argumentSize(request.opcode()) + skip;
+        return readString(skip, name, true);
+    }
+
+    /**
+     * Copies the NUL-terminated string {@code skip} bytes after the argument into {@code dst};
+     * returns its length or a negated errno. {@code component}: it must be one path component.
+     */
+    private int readString(int skip, long dst, boolean component) throws ChainException {
+        long from = Fuse.IN_HEADER_SIZE + Fuse.argumentSize(request.opcode()) + (long) skip;
         long available = request.chain().readableBytes() - from;
         if (available <= 0) {
             return -Errno.EINVAL;
         }
         int copy = (int) Math.min(available, NAME_MAX + 1);
-        request.chain().readFromChain(from, name, copy);
+        request.chain().readFromChain(from, dst, copy);
         int length = 0;
-        while (length < copy && Native.getByte(name + length) != 0) {
+        while (length < copy && Native.getByte(dst + length) != 0) {
             length++;
         }
         if (length == copy) {
             return length > NAME_MAX ? -Errno.ENAMETOOLONG : -Errno.EINVAL; // no terminator
         }
-        int bad = Passthrough.checkName(name, length);
+        if (!component) {
+            return length;
+        }
+        int bad = Passthrough.checkName(dst, length);
         return bad != 0 ? -bad : length;
+    }
+
+    /** "/proc/self/fd/N" of a descriptor, NUL-terminated, in {@link #proc}. */
+    private long procPath(int fd) {
+        byte[] p = ("/proc/self/fd/" + fd).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        Native.copyFromArray(p, 0, proc, p.length);
+        Native.putByte(proc + p.length, (byte) 0);
+        return proc;
+    }
+
+    private int readlink() throws ChainException, NativeException {
+        Passthrough.Inode inode = node();
+        if (inode == null) {
+            return error(Errno.EBADF);
+        }
+        int n = FsIo.readlinkat(inode.fd, Passthrough.emptyName(), reply + Fuse.OUT_HEADER_SIZE, NAME_MAX);
+        return ok(n);
+    }
+
+    /** The operations that change the file system. */
+    private int write(int opcode) throws ChainException, NativeException {
+        Passthrough.Inode inode = node();
+        if (inode == null && opcode != Fuse.WRITE && opcode != Fuse.FSYNC && opcode != Fuse.FSYNCDIR
+                && opcode != Fuse.FALLOCATE) {
+            return error(Errno.EBADF);
+        }
+        switch (opcode) {
+            case Fuse.CREATE -> {
+                int n = readName(0);
+                if (n < 0) {
+                    return error(-n);
+                }
+                int flags = request.argInt(Fuse.CREATE_IN_FLAGS);
+                int fd = FsIo.openat(inode.fd, name, (flags | Passthrough.O_CREAT | FsIo.O_NOFOLLOW)
+                        & ~Passthrough.O_NOCTTY, request.argInt(Fuse.CREATE_IN_MODE));
+                int entry;
+                try {
+                    entry = entry(inode.fd, name);
+                } catch (NativeException e) {
+                    Native.LIBC.close(fd);
+                    throw e;
+                }
+                long open = reply + Fuse.OUT_HEADER_SIZE + Fuse.ENTRY_OUT_SIZE;
+                Native.zero(open, Fuse.OPEN_OUT_SIZE);
+                Native.putLong(open + Fuse.OPEN_OUT_FH, fs.addHandle(fd));
+                return ok(entry + Fuse.OPEN_OUT_SIZE);
+            }
+            case Fuse.MKDIR, Fuse.MKNOD -> {
+                int n = readName(0);
+                if (n < 0) {
+                    return error(-n);
+                }
+                if (opcode == Fuse.MKDIR) {
+                    FsIo.mkdirat(inode.fd, name, request.argInt(Fuse.MKDIR_IN_MODE));
+                } else {
+                    FsIo.mknodat(inode.fd, name, request.argInt(Fuse.MKNOD_IN_MODE),
+                            request.argInt(Fuse.MKNOD_IN_RDEV) & 0xffff_ffffL);
+                }
+                return ok(entry(inode.fd, name));
+            }
+            case Fuse.SYMLINK -> {
+                int n = readName(0);
+                if (n < 0) {
+                    return error(-n);
+                }
+                int t = readString(n + 1, name2, false);
+                if (t < 0) {
+                    return error(-t);
+                }
+                FsIo.symlinkat(name2, inode.fd, name);
+                return ok(entry(inode.fd, name));
+            }
+            case Fuse.LINK -> {
+                Passthrough.Inode old = fs.inode(request.argLong(Fuse.LINK_IN_OLDNODEID));
+                if (old == null) {
+                    return error(Errno.EBADF);
+                }
+                int n = readName(0);
+                if (n < 0) {
+                    return error(-n);
+                }
+                FsIo.linkat(FsIo.AT_FDCWD, procPath(old.fd), inode.fd, name, FsIo.AT_SYMLINK_FOLLOW);
+                return ok(entry(inode.fd, name));
+            }
+            case Fuse.UNLINK, Fuse.RMDIR -> {
+                int n = readName(0);
+                if (n < 0) {
+                    return error(-n);
+                }
+                FsIo.unlinkat(inode.fd, name, opcode == Fuse.RMDIR ? FsIo.AT_REMOVEDIR : 0);
+                return ok(0);
+            }
+            case Fuse.RENAME, Fuse.RENAME2 -> {
+                Passthrough.Inode newDir = fs.inode(request.argLong(Fuse.RENAME_IN_NEWDIR));
+                if (newDir == null) {
+                    return error(Errno.EBADF);
+                }
+                int n = readName(0);
+                if (n < 0) {
+                    return error(-n);
+                }
+                int m = readString(n + 1, name2, true);
+                if (m < 0) {
+                    return error(-m);
+                }
+                int flags = opcode == Fuse.RENAME2 ? request.argInt(Fuse.RENAME2_IN_FLAGS) : 0;
+                FsIo.renameat2(inode.fd, name, newDir.fd, name2, flags);
+                return ok(0);
+            }
+            case Fuse.SETATTR -> {
+                return setattr(inode);
+            }
+            case Fuse.WRITE -> {
+                return writeData();
+            }
+            case Fuse.FSYNC, Fuse.FSYNCDIR -> {
+                int fd = fs.handle(request.argLong(Fuse.FSYNC_IN_FH));
+                if (fd < 0) {
+                    return error(Errno.EBADF);
+                }
+                boolean dataOnly = (request.argInt(Fuse.FSYNC_IN_FLAGS) & 1) != 0;
+                Native.check(dataOnly ? "fdatasync" : "fsync",
+                        dataOnly ? Native.LIBC.fdatasync(fd) : Native.LIBC.fsync(fd));
+                return ok(0);
+            }
+            case Fuse.FALLOCATE -> {
+                int fd = fs.handle(request.argLong(Fuse.FALLOCATE_IN_FH));
+                if (fd < 0) {
+                    return error(Errno.EBADF);
+                }
+                Native.check("fallocate", Native.LIBC.fallocate(fd, request.argInt(Fuse.FALLOCATE_IN_MODE),
+                        request.argLong(Fuse.FALLOCATE_IN_OFFSET), request.argLong(Fuse.FALLOCATE_IN_LENGTH)));
+                return ok(0);
+            }
+            default -> {
+                return error(Errno.ENOSYS);
+            }
+        }
+    }
+
+    /** Looks up what was just made at {@code parent}/{@link #name} into an entry_out; returns its size. */
+    private int entry(int parent, long entryName) throws NativeException {
+        int fd = FsIo.openat(parent, entryName, FsIo.O_PATH | FsIo.O_NOFOLLOW);
+        try {
+            FsIo.fstatat(fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        } catch (NativeException e) {
+            Native.LIBC.close(fd);
+            throw e;
+        }
+        Passthrough.Inode inode = fs.lookedUp(fd, stat);
+        long out = reply + Fuse.OUT_HEADER_SIZE;
+        Native.zero(out, Fuse.ENTRY_OUT_SIZE);
+        Native.putLong(out + Fuse.ENTRY_NODEID, inode.id);
+        Native.putLong(out + Fuse.ENTRY_VALID, TIMEOUT_SECONDS);
+        Native.putLong(out + Fuse.ENTRY_ATTR_VALID, TIMEOUT_SECONDS);
+        fillAttr(out + Fuse.ENTRY_ATTR, stat);
+        return Fuse.ENTRY_OUT_SIZE;
+    }
+
+    private static final int FATTR_MODE = 1;
+    private static final int FATTR_UID = 2;
+    private static final int FATTR_GID = 4;
+    private static final int FATTR_SIZE = 8;
+    private static final int FATTR_ATIME = 16;
+    private static final int FATTR_MTIME = 32;
+    private static final int FATTR_FH = 64;
+    private static final int FATTR_ATIME_NOW = 128;
+    private static final int FATTR_MTIME_NOW = 256;
+    private static final long UTIME_NOW = (1L << 30) - 1;
+    private static final long UTIME_OMIT = (1L << 30) - 2;
+
+    private int setattr(Passthrough.Inode inode) throws ChainException, NativeException {
+        int valid = request.argInt(Fuse.SETATTR_IN_VALID);
+        if ((valid & FATTR_MODE) != 0) {
+            FsIo.fchmodat(FsIo.AT_FDCWD, procPath(inode.fd), request.argInt(Fuse.SETATTR_IN_MODE), 0);
+        }
+        if ((valid & (FATTR_UID | FATTR_GID)) != 0) {
+            FsIo.fchownat(inode.fd, Passthrough.emptyName(),
+                    (valid & FATTR_UID) != 0 ? request.argInt(Fuse.SETATTR_IN_UID) : -1,
+                    (valid & FATTR_GID) != 0 ? request.argInt(Fuse.SETATTR_IN_GID) : -1,
+                    FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        }
+        if ((valid & FATTR_SIZE) != 0) {
+            long size = request.argLong(Fuse.SETATTR_IN_SIZE_BYTES);
+            int fd = (valid & FATTR_FH) != 0 ? fs.handle(request.argLong(Fuse.SETATTR_IN_FH)) : -1;
+            if (fd >= 0) {
+                Native.check("ftruncate", Native.LIBC.ftruncate(fd, size));
+            } else {
+                int tmp = fs.reopen(inode, 1 /* O_WRONLY */, proc);
+                try {
+                    Native.check("ftruncate", Native.LIBC.ftruncate(tmp, size));
+                } finally {
+                    Native.LIBC.close(tmp);
+                }
+            }
+        }
+        if ((valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) != 0) {
+            putTime(times, valid, FATTR_ATIME, FATTR_ATIME_NOW, Fuse.SETATTR_IN_ATIME, Fuse.SETATTR_IN_ATIMENSEC);
+            putTime(times + 16, valid, FATTR_MTIME, FATTR_MTIME_NOW, Fuse.SETATTR_IN_MTIME, Fuse.SETATTR_IN_MTIMENSEC);
+            FsIo.utimensat(FsIo.AT_FDCWD, procPath(inode.fd), times, 0);
+        }
+        return getattr();
+    }
+
+    private void putTime(long ts, int valid, int set, int now, int secOffset, int nsecOffset) {
+        if ((valid & now) != 0) {
+            Native.putLong(ts, 0);
+            Native.putLong(ts + 8, UTIME_NOW);
+        } else if ((valid & set) != 0) {
+            Native.putLong(ts, request.argLong(secOffset));
+            Native.putLong(ts + 8, request.argInt(nsecOffset) & 0xffff_ffffL);
+        } else {
+            Native.putLong(ts, 0);
+            Native.putLong(ts + 8, UTIME_OMIT);
+        }
+    }
+
+    /** WRITE: pwritev straight from the guest's buffers after the write_in argument. */
+    private int writeData() throws ChainException, NativeException {
+        int fd = fs.handle(request.argLong(Fuse.WRITE_IN_FH));
+        if (fd < 0) {
+            return error(Errno.EBADF);
+        }
+        long from = Fuse.IN_HEADER_SIZE + Fuse.WRITE_IN_SIZE;
+        long size = request.argInt(Fuse.WRITE_IN_SIZE_BYTES) & 0xffff_ffffL;
+        if (from + size > request.chain().readableBytes()) {
+            return error(Errno.EINVAL);
+        }
+        long done = 0;
+        if (size > 0) {
+            int n = request.chain().toIovecs(false, from, size, iov, FileIo.IOV_MAX);
+            long offset = request.argLong(Fuse.WRITE_IN_OFFSET);
+            while (true) {
+                done = Native.LIBC.pwritev(fd, iov, n, offset);
+                if (done >= 0) {
+                    break;
+                }
+                int errno = Native.errno();
+                if (errno != Errno.EINTR) {
+                    throw new NativeException("pwritev", errno);
+                }
+            }
+        }
+        long out = reply + Fuse.OUT_HEADER_SIZE;
+        Native.zero(out, Fuse.WRITE_OUT_SIZE);
+        Native.putInt(out + Fuse.WRITE_OUT_SIZE_BYTES, (int) done);
+        return ok(Fuse.WRITE_OUT_SIZE);
     }
 
     private static void fillAttr(long attr, long st) {
@@ -373,6 +638,9 @@ final class FuseQueueHandler implements QueueHandler {
         request.close();
         Native.free(reply);
         Native.free(name);
+        Native.free(name2);
+        Native.free(proc);
+        Native.free(times);
         Native.free(stat);
         Native.free(dents);
         Native.free(iov);

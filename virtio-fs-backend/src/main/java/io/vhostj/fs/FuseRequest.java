@@ -13,8 +13,8 @@ import io.vhostj.vhostuser.virtq.DescriptorChain;
  * while we work cannot change what was checked.
  */
 public final class FuseRequest implements AutoCloseable {
-    /** The largest fixed argument we copy (fuse_init_in). */
-    static final int MAX_ARGUMENT = Fuse.INIT_IN_SIZE;
+    /** The largest fixed argument of any opcode (fuse_setattr_in); FuseLayoutTest holds it to that. */
+    static final int MAX_ARGUMENT = Fuse.SETATTR_IN_SIZE;
 
     private final long buffer = Native.allocate(Fuse.IN_HEADER_SIZE + MAX_ARGUMENT);
     private DescriptorChain chain;

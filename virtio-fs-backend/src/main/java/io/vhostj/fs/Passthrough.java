@@ -18,7 +18,7 @@ import io.vhostj.vhostuser.sys.NativeException;
  * is reachable by name.
  *
  * <p>Work in progress (issue 3): file handles (name_to_handle_at), the mount id in the key and
- * the credentials switch come later.
+ * the credentials switch (files are created with the backend's own uid/gid for now) come later.
  */
 final class Passthrough implements AutoCloseable {
     /** An inode the guest holds: its node id, our O_PATH descriptor, how many lookups it owes us. */
@@ -47,10 +47,16 @@ final class Passthrough implements AutoCloseable {
     private final AtomicLong nextId = new AtomicLong(Fuse.ROOT_ID + 1);
     private final AtomicLong nextHandle = new AtomicLong(1);
     private final Path sharedDir;
+    private final boolean readOnly;
     private Inode root;
 
-    Passthrough(Path sharedDir) {
+    Passthrough(Path sharedDir, boolean readOnly) {
         this.sharedDir = sharedDir;
+        this.readOnly = readOnly;
+    }
+
+    boolean readOnly() {
+        return readOnly;
     }
 
     /** Opens the shared directory as node 1 (again after DESTROY or a reset). */

@@ -86,6 +86,14 @@ class FuseLayoutTest {
     }
 
     @Test
+    void shouldCopyTheLargestFixedArgumentWhole() {
+        for (int opcode = 0; opcode <= Fuse.TMPFILE; opcode++) {
+            assertEquals(true, Fuse.argumentSize(opcode) <= FuseRequest.MAX_ARGUMENT, "opcode " + opcode);
+        }
+        assertEquals(true, Fuse.INIT_IN_SIZE <= FuseRequest.MAX_ARGUMENT, "the full fuse_init_in");
+    }
+
+    @Test
     void shouldKnowEachOpcodesFixedArgument() {
         assertEquals(Fuse.READ_IN_SIZE, Fuse.argumentSize(Fuse.READDIRPLUS));
         assertEquals(Fuse.INIT_IN_COMPAT_SIZE, Fuse.argumentSize(Fuse.INIT), "what every 7.31+ guest sends at least");

@@ -69,6 +69,65 @@ public final class FsIo {
         }
     }
 
+    /** openat(2) with a creation mode (O_CREAT). */
+    public static int openat(int dirfd, long name, int flags, int mode) throws NativeException {
+        while (true) {
+            int fd = Native.LIBC.openat(dirfd, name, flags | O_CLOEXEC, mode);
+            if (fd >= 0) {
+                return fd;
+            }
+            int errno = Native.errno();
+            if (errno != Errno.EINTR) {
+                throw new NativeException("openat", errno);
+            }
+        }
+    }
+
+    public static final int AT_REMOVEDIR = 0x200;
+    public static final int AT_SYMLINK_FOLLOW = 0x400;
+
+    public static void mkdirat(int dirfd, long name, int mode) throws NativeException {
+        Native.check("mkdirat", Native.LIBC.mkdirat(dirfd, name, mode));
+    }
+
+    public static void mknodat(int dirfd, long name, int mode, long dev) throws NativeException {
+        Native.check("mknodat", Native.LIBC.mknodat(dirfd, name, mode, dev));
+    }
+
+    public static void unlinkat(int dirfd, long name, int flags) throws NativeException {
+        Native.check("unlinkat", Native.LIBC.unlinkat(dirfd, name, flags));
+    }
+
+    public static void renameat2(int olddir, long oldname, int newdir, long newname, int flags) throws NativeException {
+        Native.check("renameat2", Native.LIBC.renameat2(olddir, oldname, newdir, newname, flags));
+    }
+
+    public static void symlinkat(long target, int dirfd, long name) throws NativeException {
+        Native.check("symlinkat", Native.LIBC.symlinkat(target, dirfd, name));
+    }
+
+    /** readlinkat(2): returns the target's length (not NUL-terminated in {@code buf}). */
+    public static int readlinkat(int dirfd, long name, long buf, int size) throws NativeException {
+        return (int) Native.check("readlinkat", Native.LIBC.readlinkat(dirfd, name, buf, size));
+    }
+
+    public static void linkat(int olddir, long oldname, int newdir, long newname, int flags) throws NativeException {
+        Native.check("linkat", Native.LIBC.linkat(olddir, oldname, newdir, newname, flags));
+    }
+
+    public static void fchmodat(int dirfd, long name, int mode, int flags) throws NativeException {
+        Native.check("fchmodat", Native.LIBC.fchmodat(dirfd, name, mode, flags));
+    }
+
+    public static void fchownat(int dirfd, long name, int uid, int gid, int flags) throws NativeException {
+        Native.check("fchownat", Native.LIBC.fchownat(dirfd, name, uid, gid, flags));
+    }
+
+    /** utimensat(2); {@code times} is two struct timespec (16 bytes each) or 0 for now. */
+    public static void utimensat(int dirfd, long name, long times, int flags) throws NativeException {
+        Native.check("utimensat", Native.LIBC.utimensat(dirfd, name, times, flags));
+    }
+
     /** fstatat(2) into {@code stat} (a {@link #STAT_SIZE}-byte buffer). */
     public static void fstatat(int dirfd, long name, long stat, int flags) throws NativeException {
         Native.check("fstatat", Native.LIBC.fstatat(dirfd, name, stat, flags));

@@ -77,6 +77,26 @@ public interface LibC {
 
     int fstatfs(int fd, long statfsbuf);
 
+    int mkdirat(int dirfd, long path, int mode);
+
+    int mknodat(int dirfd, long path, int mode, long dev);
+
+    int unlinkat(int dirfd, long path, int flags);
+
+    int renameat2(int olddirfd, long oldpath, int newdirfd, long newpath, int flags);
+
+    int symlinkat(long target, int newdirfd, long linkpath);
+
+    long readlinkat(int dirfd, long path, long buf, long bufsiz);
+
+    int linkat(int olddirfd, long oldpath, int newdirfd, long newpath, int flags);
+
+    int fchmodat(int dirfd, long path, int mode, int flags);
+
+    int fchownat(int dirfd, long path, int owner, int group, int flags);
+
+    int utimensat(int dirfd, long path, long times, int flags);
+
     int fsync(int fd);
 
     int ioctl(int fd, long request, long arg);
