@@ -13,8 +13,8 @@ file, and shows, from inside the guest: the disk, an ext4 filesystem made and
 checked on it, a file written and read back after dropping caches, fstrim
 returning space to the host file, and a short fio run. Then the host side: the
 backend's queue counters and the image's allocated size.
-The same guest mounts a host directory exported by 'vhostj fs' (virtio-fs,
-read-only so far) and reads a file from it.
+The same guest mounts a host directory exported by 'vhostj fs' (virtio-fs, work
+in progress), reads a file from it and writes one the host then shows.
 
 First run: installs qemu-system-x86, busybox-static, fio (Debian packages; needs
 root) and downloads a Debian kernel into ~/.cache/vhostj/guest. Takes ~1 minute.
@@ -54,7 +54,7 @@ for i in $(seq 1 100); do echo "$i" >"$work/shared/file-$i"; done
 fsd=$!
 for _ in $(seq 200); do [[ -S "$work/fs.sock" ]] && break; sleep 0.05; done
 [[ -S "$work/fs.sock" ]] || { echo "vhostj demo: the fs backend did not start:" >&2; cat "$work/fs.log" >&2; exit 1; }
-echo "== vhostj fs is exporting $work/shared on $work/fs.sock (read-only so far)"
+echo "== vhostj fs is exporting $work/shared on $work/fs.sock"
 
 mkdir -p "$work/rd"
 cat >"$work/rd/test.sh" <<'GUEST'
@@ -77,6 +77,7 @@ fio --name=demo --filename=/dev/vda --rw=randread --bs=4k --iodepth=16 --ioengin
 mkdir -p /mnt/host
 mount -t virtiofs hostfs /mnt/host && echo "-- virtiofs: mounted the host's directory: $(ls /mnt/host | wc -l) entries"
 cat /mnt/host/hello.txt
+echo "written by the guest at $(date)" > /mnt/host/from-guest.txt
 umount /mnt/host
 GUEST
 (cd "$work/rd" && echo test.sh | cpio -o -H newc --quiet | gzip -1) >"$work/test.cpio.gz"
@@ -95,4 +96,5 @@ timeout 300 qemu-system-x86_64 -accel tcg -m 1G -smp 2 \
 echo "== host side"
 grep -E 'queue [01] stopped' "$work/blk.log" | tail -2 | sed 's/.*INFO [^ ]* - /   backend: /'
 echo "   image: $(du -h --apparent-size "$work/disk.img" | cut -f1) apparent, $(du -h "$work/disk.img" | cut -f1) allocated after fstrim"
+[[ -f "$work/shared/from-guest.txt" ]] && echo "   shared dir: from-guest.txt says: $(cat "$work/shared/from-guest.txt")"
 
