@@ -48,9 +48,72 @@ public final class FsMain implements Callable<Integer> {
     @Option(names = "--readonly", description = "Refuse every change (EROFS).")
     boolean readOnly;
 
+    @Option(names = "--cache", paramLabel = "MODE", defaultValue = "auto",
+            description = "auto (names and attributes trusted 1 s), always (a day; data kept across opens), "
+                    + "never (nothing cached, direct I/O), metadata (a day; data never cached). Default: ${DEFAULT-VALUE}.")
+    String cache;
+
     @Option(names = "--sandbox", paramLabel = "MODE",
             description = "Only 'none' so far (namespace and chroot are not implemented yet: refused, not faked).")
     String sandbox;
+
+    @Option(names = "--xattr", description = "Accepted; extended attributes are not implemented yet (ENOSYS).")
+    boolean xattr;
+
+    @Option(names = "--no-xattr", description = "No extended attributes (what is served today anyway).")
+    boolean noXattr;
+
+    @Option(names = "--posix-acl", description = "Accepted; POSIX ACLs are not implemented yet (ENOSYS).")
+    boolean posixAcl;
+
+    @Option(names = "--announce-submounts", description = "Accepted; submounts are not announced yet.")
+    boolean announceSubmounts;
+
+    @Option(names = "--no-announce-submounts", description = "Do not announce submounts (today's behaviour).")
+    boolean noAnnounceSubmounts;
+
+    @Option(names = "--syslog", description = "Accepted; logs go to stderr (the caller's capture or journal).")
+    boolean syslog;
+
+    @Option(names = "--seccomp", paramLabel = "ACTION", arity = "0..1",
+            description = "Accepted (none, kill, log, trap); no seccomp filter is installed yet.")
+    String seccomp;
+
+    @Option(names = "--inode-file-handles", paramLabel = "MODE", arity = "0..1", fallbackValue = "prefer",
+            description = "never, or prefer (accepted: falls back to O_PATH descriptors, all that is implemented); "
+                    + "mandatory is refused until file handles are implemented.")
+    String inodeFileHandles;
+
+    @Option(names = "--writeback", description = "Accepted; the FUSE writeback cache is not enabled yet.")
+    boolean writeback;
+
+    @Option(names = "--allow-direct-io", description = "Accepted; the guest's O_DIRECT opens are served.")
+    boolean allowDirectIo;
+
+    @Option(names = "--allow-mmap", description = "Accepted; there is no DAX window, mmap goes through the page cache.")
+    boolean allowMmap;
+
+    @Option(names = "--killpriv-v2", description = "Accepted; FUSE_HANDLE_KILLPRIV_V2 is not negotiated yet.")
+    boolean killprivV2;
+
+    @Option(names = "--no-readdirplus", description = "Never use READDIRPLUS (today's behaviour).")
+    boolean noReaddirplus;
+
+    @Option(names = "--rlimit-nofile", paramLabel = "N",
+            description = "Raise (or lower) the open-file limit to N (inodes the guest holds each keep a descriptor).")
+    Long rlimitNofile;
+
+    @Option(names = "-f", description = "Foreground (always).")
+    boolean foreground;
+
+    @Option(names = "-d", description = "Debug logging (--log-level debug).")
+    boolean debug;
+
+    @Option(names = "-o", paramLabel = "OPTS", split = ",",
+            description = "C virtiofsd style: source=DIR, cache=MODE, xattr, no_xattr, readdirplus, no_readdirplus, "
+                    + "writeback, no_writeback, announce_submounts, no_posix_lock, no_flock, sandbox=MODE, log_level=LEVEL, "
+                    + "flock, posix_lock, timeout=N (ignored), allow_direct_io.")
+    java.util.List<String> cOptions = new java.util.ArrayList<>();
 
     @Override
     public Integer call() {
@@ -58,9 +121,22 @@ public final class FsMain implements Callable<Integer> {
             System.out.println("{\"type\": \"fs\"}");
             return 0;
         }
+        CachePolicy cachePolicy;
         try {
+            applyCOptions();
+            if (debug) {
+                backend.logLevel = "debug";
+            }
             backend.applyLogLevel();
             backend.validate();
+            cachePolicy = CachePolicy.parse(cache);
+            if (inodeFileHandles != null && !inodeFileHandles.matches("never|prefer")) {
+                throw new IllegalArgumentException("--inode-file-handles=" + inodeFileHandles
+                        + " is not implemented yet (never or prefer)");
+            }
+            if (rlimitNofile != null && rlimitNofile < 64) {
+                throw new IllegalArgumentException("--rlimit-nofile must be at least 64");
+            }
             if (sharedDir == null) {
                 throw new IllegalArgumentException("--shared-dir DIR is required");
             }
@@ -80,9 +156,17 @@ public final class FsMain implements Callable<Integer> {
             System.err.println("vhostj fs: " + e.getMessage());
             return 2;
         }
+        if (rlimitNofile != null) {
+            try {
+                io.vhostj.vhostuser.sys.FsIo.setOpenFileLimit(rlimitNofile);
+            } catch (NativeException e) {
+                System.err.println("vhostj fs: --rlimit-nofile " + rlimitNofile + ": " + e.getMessage());
+                return 1;
+            }
+        }
         FsDevice device;
         try {
-            device = new FsDevice(sharedDir.toAbsolutePath(), readOnly, tag, requestQueues, queueSize);
+            device = new FsDevice(sharedDir.toAbsolutePath(), readOnly, cachePolicy, tag, requestQueues, queueSize);
             device.open();
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
@@ -91,10 +175,48 @@ public final class FsMain implements Callable<Integer> {
             System.err.println("vhostj fs: cannot open " + sharedDir + ": " + e.getMessage());
             return 1;
         }
-        LoggerFactory.getLogger(FsMain.class).warn("fs: exporting {}{}, unsandboxed (work in progress); "
+        org.slf4j.Logger log = LoggerFactory.getLogger(FsMain.class);
+        if (xattr || posixAcl) {
+            log.warn("fs: --xattr/--posix-acl accepted, but extended attributes are not implemented yet (ENOSYS)");
+        }
+        if (seccomp != null && !seccomp.equals("none")) {
+            log.warn("fs: --seccomp {} accepted, but no seccomp filter is installed yet", seccomp);
+        }
+        log.info("fs: cache {}, {} request queue(s)", cachePolicy, requestQueues);
+        log.warn("fs: exporting {}{}, unsandboxed (work in progress); "
                 + "names are resolved one component at a time with O_NOFOLLOW", sharedDir.toAbsolutePath(),
                 readOnly ? " read-only" : "");
         return BackendLauncher.run(backend, device);
+    }
+
+    /** The C virtiofsd's {@code -o a,b=c} options, mapped onto the Rust-style ones. */
+    private void applyCOptions() {
+        for (String o : cOptions) {
+            String key = o.contains("=") ? o.substring(0, o.indexOf('=')) : o;
+            String value = o.contains("=") ? o.substring(o.indexOf('=') + 1) : null;
+            switch (key) {
+                case "source" -> sharedDir = Path.of(requireValue(o, value));
+                case "cache" -> cache = requireValue(o, value);
+                case "xattr" -> xattr = true;
+                case "no_xattr" -> noXattr = true;
+                case "readdirplus", "writeback", "no_writeback", "announce_submounts", "no_posix_lock",
+                        "no_flock", "flock", "posix_lock", "allow_direct_io", "no_allow_direct_io", "timeout",
+                        "modcaps", "xattrmap", "killpriv_v2", "no_killpriv_v2" -> {
+                    // accepted; see --help for what each does today
+                }
+                case "no_readdirplus" -> noReaddirplus = true;
+                case "sandbox" -> sandbox = requireValue(o, value);
+                case "log_level" -> backend.logLevel = requireValue(o, value);
+                default -> throw new IllegalArgumentException("-o " + o + ": unknown option");
+            }
+        }
+    }
+
+    private static String requireValue(String option, String value) {
+        if (value == null || value.isEmpty()) {
+            throw new IllegalArgumentException("-o " + option + ": needs a value");
+        }
+        return value;
     }
 
     public static void main(String[] args) {

@@ -175,6 +175,9 @@ public final class Fuse {
     /** fuse_write_out: u32 size, u32 padding. */
     public static final int WRITE_OUT_SIZE_BYTES = 0;
     public static final int WRITE_OUT_SIZE = WRITE_OUT_SIZE_BYTES + 4 + 4;
+    /** fuse_open_out.open_flags bits. */
+    public static final int FOPEN_DIRECT_IO = 1;
+    public static final int FOPEN_KEEP_CACHE = 2;
     /** fuse_release_in: u64 fh, u32 flags, u32 release_flags, u64 lock_owner. Also RELEASEDIR. */
     public static final int RELEASE_IN_FH = 0;
     public static final int RELEASE_IN_FLAGS = 8;

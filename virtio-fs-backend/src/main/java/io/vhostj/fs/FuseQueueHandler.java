@@ -34,8 +34,6 @@ final class FuseQueueHandler implements QueueHandler {
     /** Largest READDIR reply we build. */
     static final int MAX_DIR_REPLY = 64 * 1024;
     private static final int NAME_MAX = 4096;
-    /** Entry and attribute timeouts (virtiofsd's --cache auto): one second. */
-    private static final long TIMEOUT_SECONDS = 1;
 
     private final FsSession session;
     private final Passthrough fs;
@@ -142,8 +140,8 @@ final class FuseQueueHandler implements QueueHandler {
         long out = reply + Fuse.OUT_HEADER_SIZE;
         Native.zero(out, Fuse.ENTRY_OUT_SIZE);
         Native.putLong(out + Fuse.ENTRY_NODEID, inode.id);
-        Native.putLong(out + Fuse.ENTRY_VALID, TIMEOUT_SECONDS);
-        Native.putLong(out + Fuse.ENTRY_ATTR_VALID, TIMEOUT_SECONDS);
+        Native.putLong(out + Fuse.ENTRY_VALID, fs.cache().timeoutSeconds);
+        Native.putLong(out + Fuse.ENTRY_ATTR_VALID, fs.cache().timeoutSeconds);
         fillAttr(out + Fuse.ENTRY_ATTR, stat);
         return ok(Fuse.ENTRY_OUT_SIZE);
     }
@@ -156,7 +154,7 @@ final class FuseQueueHandler implements QueueHandler {
         FsIo.fstatat(inode.fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
         long out = reply + Fuse.OUT_HEADER_SIZE;
         Native.zero(out, Fuse.ATTR_OUT_SIZE);
-        Native.putLong(out + Fuse.ATTR_OUT_VALID, TIMEOUT_SECONDS);
+        Native.putLong(out + Fuse.ATTR_OUT_VALID, fs.cache().timeoutSeconds);
         fillAttr(out + Fuse.ATTR_OUT_ATTR, stat);
         return ok(Fuse.ATTR_OUT_SIZE);
     }
@@ -195,6 +193,9 @@ final class FuseQueueHandler implements QueueHandler {
         long out = reply + Fuse.OUT_HEADER_SIZE;
         Native.zero(out, Fuse.OPEN_OUT_SIZE);
         Native.putLong(out + Fuse.OPEN_OUT_FH, fs.addHandle(fd));
+        if (extraFlags == 0) {
+            Native.putInt(out + Fuse.OPEN_OUT_OPEN_FLAGS, fs.cache().openFlags);
+        }
         return ok(Fuse.OPEN_OUT_SIZE);
     }
 
@@ -342,6 +343,7 @@ final class FuseQueueHandler implements QueueHandler {
                 long open = reply + Fuse.OUT_HEADER_SIZE + Fuse.ENTRY_OUT_SIZE;
                 Native.zero(open, Fuse.OPEN_OUT_SIZE);
                 Native.putLong(open + Fuse.OPEN_OUT_FH, fs.addHandle(fd));
+                Native.putInt(open + Fuse.OPEN_OUT_OPEN_FLAGS, fs.cache().openFlags);
                 return ok(entry + Fuse.OPEN_OUT_SIZE);
             }
             case Fuse.MKDIR, Fuse.MKNOD -> {
@@ -450,8 +452,8 @@ final class FuseQueueHandler implements QueueHandler {
         long out = reply + Fuse.OUT_HEADER_SIZE;
         Native.zero(out, Fuse.ENTRY_OUT_SIZE);
         Native.putLong(out + Fuse.ENTRY_NODEID, inode.id);
-        Native.putLong(out + Fuse.ENTRY_VALID, TIMEOUT_SECONDS);
-        Native.putLong(out + Fuse.ENTRY_ATTR_VALID, TIMEOUT_SECONDS);
+        Native.putLong(out + Fuse.ENTRY_VALID, fs.cache().timeoutSeconds);
+        Native.putLong(out + Fuse.ENTRY_ATTR_VALID, fs.cache().timeoutSeconds);
         fillAttr(out + Fuse.ENTRY_ATTR, stat);
         return Fuse.ENTRY_OUT_SIZE;
     }

@@ -48,11 +48,17 @@ final class Passthrough implements AutoCloseable {
     private final AtomicLong nextHandle = new AtomicLong(1);
     private final Path sharedDir;
     private final boolean readOnly;
+    private final CachePolicy cache;
     private Inode root;
 
-    Passthrough(Path sharedDir, boolean readOnly) {
+    Passthrough(Path sharedDir, boolean readOnly, CachePolicy cache) {
         this.sharedDir = sharedDir;
         this.readOnly = readOnly;
+        this.cache = cache;
+    }
+
+    CachePolicy cache() {
+        return cache;
     }
 
     boolean readOnly() {

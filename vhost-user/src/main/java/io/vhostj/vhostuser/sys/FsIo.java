@@ -151,4 +151,14 @@ public final class FsIo {
     public static void seek(int fd, long offset) throws NativeException {
         Native.check("lseek", Native.LIBC.lseek(fd, offset, 0));
     }
+
+    private static final int RLIMIT_NOFILE = 7;
+
+    /** setrlimit(RLIMIT_NOFILE) with soft = hard = {@code n}. */
+    public static void setOpenFileLimit(long n) throws NativeException {
+        long rlim = Native.scratch() + 2048;
+        Native.putLong(rlim, n);
+        Native.putLong(rlim + 8, n);
+        Native.check("setrlimit(RLIMIT_NOFILE)", Native.LIBC.setrlimit(RLIMIT_NOFILE, rlim));
+    }
 }

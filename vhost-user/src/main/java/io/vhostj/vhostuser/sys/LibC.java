@@ -105,6 +105,8 @@ public interface LibC {
 
     int getpid();
 
+    int setrlimit(int resource, long rlim);
+
     /** syscall(2), for calls glibc has no wrapper for (io_uring). Unused arguments are 0. */
     long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
 }

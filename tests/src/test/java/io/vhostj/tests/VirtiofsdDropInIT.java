@@ -1,0 +1,103 @@
+package io.vhostj.tests;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import io.vhostj.bench.FuseClient;
+import io.vhostj.fs.Fuse;
+import io.vhostj.vhostuser.sys.Native;
+
+/**
+ * {@code bin/virtiofsd} started exactly as Kata Containers starts virtiofsd, both ways it does,
+ * then used through vhostj's frontend: INIT, LOOKUP, OPEN, READ.
+ */
+class VirtiofsdDropInIT {
+    private static final long TIMEOUT = 5_000_000_000L;
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void shouldServeKatasFdInvocation() throws Exception {
+        Path shared = shared();
+        Path sock = dir.resolve("kata.sock");
+        // Kata: the runtime binds and listens, then passes the socket as fd 3
+        String py = "import socket,os,sys\n"
+                + "s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)\n"
+                + "os.dup2(s.fileno(), 3); os.set_inheritable(3, True)\n"
+                + "os.execv(sys.argv[2], [sys.argv[2]] + sys.argv[3:])\n";
+        List<String> cmd = new ArrayList<>(List.of("python3", "-c", py, sock.toString(),
+                HostTools.ROOT.resolve("bin/virtiofsd").toString(),
+                "--syslog", "--cache=auto", "--shared-dir=" + shared, "--fd=3", "--thread-pool-size=1",
+                "--announce-submounts", "--xattr"));
+        check(cmd, sock);
+    }
+
+    @Test
+    void shouldServeKatasSocketPathInvocation() throws Exception {
+        Path shared = shared();
+        Path sock = dir.resolve("kata2.sock");
+        check(List.of(HostTools.ROOT.resolve("bin/virtiofsd").toString(), "--socket-path", sock.toString(),
+                "--shared-dir", shared.toString(), "--cache", "auto", "--thread-pool-size=1", "-o",
+                "announce_submounts"), sock);
+    }
+
+    private Path shared() throws Exception {
+        Path shared = Files.createDirectory(dir.resolve("shared-" + System.nanoTime()));
+        Files.writeString(shared.resolve("config.json"), "{\"kata\": true}");
+        return shared;
+    }
+
+    private void check(List<String> cmd, Path sock) throws Exception {
+        Path log = dir.resolve("virtiofsd-" + sock.getFileName() + ".log");
+        Process p = start(cmd, log);
+        try {
+            for (int i = 0; i < 200 && !Files.exists(sock); i++) {
+                Thread.sleep(50);
+            }
+            assertTrue(Files.exists(sock), "no socket:\n" + Files.readString(log));
+            try (FuseClient c = FuseClient.connect(sock, 64)) {
+                long a = c.in() + Fuse.IN_HEADER_SIZE;
+                Native.zero(a, Fuse.INIT_IN_SIZE);
+                Native.putInt(a + Fuse.INIT_IN_MAJOR, 7);
+                Native.putInt(a + Fuse.INIT_IN_MINOR, 38);
+                assertEquals(0, c.request(Fuse.INIT, 0, Fuse.INIT_IN_SIZE, 256, TIMEOUT), Files.readString(log));
+                byte[] name = "config.json\0".getBytes(StandardCharsets.UTF_8);
+                Native.copyFromArray(name, 0, a, name.length);
+                assertEquals(0, c.request(Fuse.LOOKUP, Fuse.ROOT_ID, name.length, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));
+                long node = Native.getLong(c.out() + 16 + Fuse.ENTRY_NODEID);
+                Native.zero(a, Fuse.OPEN_IN_SIZE);
+                assertEquals(0, c.request(Fuse.OPEN, node, Fuse.OPEN_IN_SIZE, 16 + Fuse.OPEN_OUT_SIZE, TIMEOUT));
+                long fh = Native.getLong(c.out() + 16 + Fuse.OPEN_OUT_FH);
+                Native.zero(a, Fuse.READ_IN_SIZE);
+                Native.putLong(a + Fuse.READ_IN_FH, fh);
+                Native.putInt(a + Fuse.READ_IN_SIZE_BYTES, 4096);
+                assertEquals(0, c.request(Fuse.READ, node, Fuse.READ_IN_SIZE, 16 + 4096, TIMEOUT));
+                byte[] got = new byte[c.replyLength() - 16];
+                Native.copyToArray(c.out() + 16, got, 0, got.length);
+                assertEquals("{\"kata\": true}", new String(got, StandardCharsets.UTF_8));
+            }
+            assertTrue(p.isAlive(), "still serving after the frontend left:\n" + Files.readString(log));
+        } finally {
+            p.destroy();
+            assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+        }
+        assertEquals(0, p.exitValue(), "SIGTERM exits cleanly:\n" + Files.readString(log));
+        assertFalse(Files.readString(log).contains("Exception"), Files.readString(log));
+    }
+
+    private static Process start(List<String> cmd, Path log) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("VHOSTJ_NO_BUILD", "1");
+        return pb.start();
+    }
+}
