@@ -267,4 +267,88 @@ class FsPassthroughFrontendTest {
             assertFalse(Files.exists(dir.resolve("escaped")));
         }
     }
+
+    @Test
+    void shouldSetGetListAndRemoveExtendedAttributes() throws Exception {
+        try (FuseClient c = start()) {
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            long a = c.in() + Fuse.IN_HEADER_SIZE;
+            byte[] nameAndValue = "user.vhostj\0value-1".getBytes(StandardCharsets.UTF_8);
+            Native.zero(a, Fuse.SETXATTR_IN_COMPAT_SIZE);
+            Native.putInt(a + Fuse.SETXATTR_IN_SIZE_BYTES, 7);
+            Native.copyFromArray(nameAndValue, 0, a + Fuse.SETXATTR_IN_COMPAT_SIZE, nameAndValue.length);
+            int rc = c.request(Fuse.SETXATTR, node, Fuse.SETXATTR_IN_COMPAT_SIZE + nameAndValue.length, 16, TIMEOUT);
+            if (rc == -95) {
+                System.err.println("\n!! SKIPPED: the temp directory's file system has no user xattrs (ENOTSUP)\n");
+                org.junit.jupiter.api.Assumptions.abort("no user xattrs on the temp directory's file system");
+            }
+            assertEquals(0, rc);
+
+            byte[] name = "user.vhostj\0".getBytes(StandardCharsets.UTF_8);
+            Native.zero(a, Fuse.GETXATTR_IN_SIZE);
+            Native.copyFromArray(name, 0, a + Fuse.GETXATTR_IN_SIZE, name.length);
+            assertEquals(0, c.request(Fuse.GETXATTR, node, Fuse.GETXATTR_IN_SIZE + name.length, 16 + 8, TIMEOUT));
+            assertEquals(7, Native.getInt(c.out() + 16), "size 0 asks for the length");
+            Native.putInt(a + Fuse.GETXATTR_SIZE_BYTES, 64);
+            assertEquals(0, c.request(Fuse.GETXATTR, node, Fuse.GETXATTR_IN_SIZE + name.length, 16 + 64, TIMEOUT));
+            byte[] value = new byte[c.replyLength() - 16];
+            Native.copyToArray(c.out() + 16, value, 0, value.length);
+            assertEquals("value-1", new String(value, StandardCharsets.UTF_8));
+            Native.putInt(a + Fuse.GETXATTR_SIZE_BYTES, 3);
+            assertEquals(-34 /* ERANGE */, c.request(Fuse.GETXATTR, node, Fuse.GETXATTR_IN_SIZE + name.length, 16 + 3, TIMEOUT));
+
+            Native.zero(a, Fuse.GETXATTR_IN_SIZE);
+            Native.putInt(a + Fuse.GETXATTR_SIZE_BYTES, 256);
+            assertEquals(0, c.request(Fuse.LISTXATTR, node, Fuse.GETXATTR_IN_SIZE, 16 + 256, TIMEOUT));
+            byte[] list = new byte[c.replyLength() - 16];
+            Native.copyToArray(c.out() + 16, list, 0, list.length);
+            assertTrue(new String(list, StandardCharsets.UTF_8).contains("user.vhostj\0"));
+
+            Native.copyFromArray(name, 0, a, name.length);
+            assertEquals(0, c.request(Fuse.REMOVEXATTR, node, name.length, 16, TIMEOUT));
+            Native.zero(a, Fuse.GETXATTR_IN_SIZE);
+            Native.copyFromArray(name, 0, a + Fuse.GETXATTR_IN_SIZE, name.length);
+            assertEquals(-61 /* ENODATA */, c.request(Fuse.GETXATTR, node, Fuse.GETXATTR_IN_SIZE + name.length, 16 + 8, TIMEOUT));
+        }
+    }
+
+    @Test
+    void shouldAnswerAccessLseekSyncfsAndCopyFileRange() throws Exception {
+        try (FuseClient c = start()) {
+            long a = c.in() + Fuse.IN_HEADER_SIZE;
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            Native.zero(a, Fuse.ACCESS_IN_SIZE);
+            Native.putInt(a + Fuse.ACCESS_IN_MASK, 4); // R_OK
+            assertEquals(0, c.request(Fuse.ACCESS, node, Fuse.ACCESS_IN_SIZE, 16, TIMEOUT));
+
+            long fh = open(c, Fuse.OPEN, node);
+            Native.zero(a, Fuse.LSEEK_IN_SIZE);
+            Native.putLong(a + Fuse.LSEEK_IN_FH, fh);
+            Native.putInt(a + Fuse.LSEEK_IN_WHENCE, 2); // SEEK_END
+            assertEquals(0, c.request(Fuse.LSEEK, node, Fuse.LSEEK_IN_SIZE, 16 + 8, TIMEOUT));
+            assertEquals(20, Native.getLong(c.out() + 16));
+
+            Native.zero(a, Fuse.SYNCFS_IN_SIZE);
+            assertEquals(0, c.request(Fuse.SYNCFS, Fuse.ROOT_ID, Fuse.SYNCFS_IN_SIZE, 16, TIMEOUT));
+
+            // copy hello.txt into a new file
+            Native.zero(a, Fuse.CREATE_IN_SIZE);
+            Native.putInt(a + Fuse.CREATE_IN_FLAGS, 2);
+            Native.putInt(a + Fuse.CREATE_IN_MODE, 0100644);
+            byte[] n = "copy.txt\0".getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(n, 0, a + Fuse.CREATE_IN_SIZE, n.length);
+            assertEquals(0, c.request(Fuse.CREATE, Fuse.ROOT_ID, Fuse.CREATE_IN_SIZE + n.length,
+                    16 + Fuse.ENTRY_OUT_SIZE + Fuse.OPEN_OUT_SIZE, TIMEOUT));
+            long out = Native.getLong(c.out() + 16 + Fuse.ENTRY_OUT_SIZE + Fuse.OPEN_OUT_FH);
+            Native.zero(a, Fuse.COPY_FILE_RANGE_IN_SIZE);
+            Native.putLong(a + Fuse.COPY_IN_FH_IN, fh);
+            Native.putLong(a + Fuse.COPY_IN_FH_OUT, out);
+            Native.putLong(a + Fuse.COPY_IN_LEN, 100);
+            assertEquals(0, c.request(Fuse.COPY_FILE_RANGE, node, Fuse.COPY_FILE_RANGE_IN_SIZE, 16 + 8, TIMEOUT));
+            assertEquals(20, Native.getInt(c.out() + 16));
+            assertEquals("hello from the host\n", Files.readString(dir.resolve("shared").resolve("copy.txt")));
+        }
+    }
 }

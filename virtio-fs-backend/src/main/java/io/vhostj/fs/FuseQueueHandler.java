@@ -76,6 +76,9 @@ final class FuseQueueHandler implements QueueHandler {
             }
             return 0;
         }
+        if (opcode == Fuse.INTERRUPT) {
+            return 0; // requests run to completion here; libfuse does not answer INTERRUPT either
+        }
         if (opcode == Fuse.INIT) {
             return init();
         }
@@ -105,9 +108,14 @@ final class FuseQueueHandler implements QueueHandler {
                         : error(Errno.EBADF);
                 case Fuse.FLUSH -> ok(0);
                 case Fuse.READLINK -> readlink();
+                case Fuse.GETXATTR, Fuse.LISTXATTR -> getxattr(opcode);
+                case Fuse.ACCESS -> access();
+                case Fuse.LSEEK -> lseek();
                 case Fuse.CREATE, Fuse.MKDIR, Fuse.MKNOD, Fuse.SYMLINK, Fuse.LINK, Fuse.UNLINK, Fuse.RMDIR,
                         Fuse.RENAME, Fuse.RENAME2, Fuse.SETATTR, Fuse.WRITE, Fuse.FSYNC, Fuse.FSYNCDIR,
-                        Fuse.FALLOCATE -> fs.readOnly() ? error(Errno.EROFS) : write(opcode);
+                        Fuse.FALLOCATE, Fuse.SETXATTR, Fuse.REMOVEXATTR, Fuse.COPY_FILE_RANGE, Fuse.TMPFILE ->
+                        fs.readOnly() ? error(Errno.EROFS) : write(opcode);
+                case Fuse.SYNCFS -> syncfs();
                 default -> error(Errno.ENOSYS);
             };
         } catch (NativeException e) {
@@ -424,6 +432,82 @@ final class FuseQueueHandler implements QueueHandler {
                         dataOnly ? Native.LIBC.fdatasync(fd) : Native.LIBC.fsync(fd));
                 return ok(0);
             }
+            case Fuse.SETXATTR -> {
+                int size = request.argInt(Fuse.SETXATTR_IN_SIZE_BYTES);
+                int len = readString(0, name, false);
+                if (len < 0) {
+                    return error(-len);
+                }
+                long valueAt = Fuse.IN_HEADER_SIZE + Fuse.SETXATTR_IN_COMPAT_SIZE + len + 1L;
+                if (size < 0 || size > 65536 || valueAt + size > request.chain().readableBytes()) {
+                    return error(Errno.EINVAL);
+                }
+                request.chain().readFromChain(valueAt, dents, size);
+                int fd = xattrFd(inode);
+                if (fd < 0) {
+                    return error(-fd);
+                }
+                try {
+                    FsIo.fsetxattr(fd, name, dents, size, request.argInt(Fuse.SETXATTR_IN_FLAGS));
+                } finally {
+                    Native.LIBC.close(fd);
+                }
+                return ok(0);
+            }
+            case Fuse.REMOVEXATTR -> {
+                int len = readString(0, name, false);
+                if (len < 0) {
+                    return error(-len);
+                }
+                int fd = xattrFd(inode);
+                if (fd < 0) {
+                    return error(-fd);
+                }
+                try {
+                    FsIo.fremovexattr(fd, name);
+                } finally {
+                    Native.LIBC.close(fd);
+                }
+                return ok(0);
+            }
+            case Fuse.COPY_FILE_RANGE -> {
+                int in = fs.handle(request.argLong(Fuse.COPY_IN_FH_IN));
+                int out = fs.handle(request.argLong(Fuse.COPY_IN_FH_OUT));
+                if (in < 0 || out < 0) {
+                    return error(Errno.EBADF);
+                }
+                Native.putLong(times, request.argLong(Fuse.COPY_IN_OFF_IN));
+                Native.putLong(times + 8, request.argLong(Fuse.COPY_IN_OFF_OUT));
+                long copied = FsIo.copyFileRange(in, times, out, times + 8, request.argLong(Fuse.COPY_IN_LEN));
+                long o = reply + Fuse.OUT_HEADER_SIZE;
+                Native.zero(o, Fuse.WRITE_OUT_SIZE);
+                Native.putInt(o + Fuse.WRITE_OUT_SIZE_BYTES, (int) Math.min(copied, Integer.MAX_VALUE));
+                return ok(Fuse.WRITE_OUT_SIZE);
+            }
+            case Fuse.TMPFILE -> {
+                int flags = request.argInt(Fuse.CREATE_IN_FLAGS);
+                Native.putShort(name, (short) '.'); // ".\0"
+                int fd = FsIo.openat(inode.fd, name, (flags | O_TMPFILE) & ~(Passthrough.O_CREAT | Passthrough.O_NOCTTY),
+                        request.argInt(Fuse.CREATE_IN_MODE));
+                int entry;
+                try {
+                    int path = FsIo.openat(FsIo.AT_FDCWD, procPath(fd), FsIo.O_PATH);
+                    try {
+                        FsIo.fstatat(path, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH);
+                    } catch (NativeException e) {
+                        Native.LIBC.close(path);
+                        throw e;
+                    }
+                    entry = entryFor(fs.lookedUp(path, stat));
+                } catch (NativeException e) {
+                    Native.LIBC.close(fd);
+                    throw e;
+                }
+                long open = reply + Fuse.OUT_HEADER_SIZE + Fuse.ENTRY_OUT_SIZE;
+                Native.zero(open, Fuse.OPEN_OUT_SIZE);
+                Native.putLong(open + Fuse.OPEN_OUT_FH, fs.addHandle(fd));
+                return ok(entry + Fuse.OPEN_OUT_SIZE);
+            }
             case Fuse.FALLOCATE -> {
                 int fd = fs.handle(request.argLong(Fuse.FALLOCATE_IN_FH));
                 if (fd < 0) {
@@ -437,6 +521,101 @@ final class FuseQueueHandler implements QueueHandler {
                 return error(Errno.ENOSYS);
             }
         }
+    }
+
+    private static final int O_TMPFILE = 0x410000;
+
+    /** The entry_out of {@code inode} (whose stat is in {@link #stat}) in the reply; returns its size. */
+    private int entryFor(Passthrough.Inode inode) {
+        long out = reply + Fuse.OUT_HEADER_SIZE;
+        Native.zero(out, Fuse.ENTRY_OUT_SIZE);
+        Native.putLong(out + Fuse.ENTRY_NODEID, inode.id);
+        Native.putLong(out + Fuse.ENTRY_VALID, fs.cache().timeoutSeconds);
+        Native.putLong(out + Fuse.ENTRY_ATTR_VALID, fs.cache().timeoutSeconds);
+        fillAttr(out + Fuse.ENTRY_ATTR, stat);
+        return Fuse.ENTRY_OUT_SIZE;
+    }
+
+    /**
+     * A real descriptor on {@code inode} for the xattr calls (they refuse O_PATH descriptors):
+     * regular files and directories only, so that no device or FIFO is opened for it. Returns
+     * the fd or a negated errno; the caller closes it.
+     */
+    private int xattrFd(Passthrough.Inode inode) throws NativeException {
+        FsIo.fstatat(inode.fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        int type = Native.getInt(stat + FsIo.ST_MODE) & 0xf000;
+        if (type != 0x8000 && type != 0x4000) {
+            return -Errno.ENOTSUP;
+        }
+        return fs.reopen(inode, 0 /* O_RDONLY */ | 0x800 /* O_NONBLOCK */, proc);
+    }
+
+    /** GETXATTR / LISTXATTR: size 0 asks for the length; otherwise the bytes, or ERANGE. */
+    private int getxattr(int opcode) throws ChainException, NativeException {
+        Passthrough.Inode inode = node();
+        if (inode == null) {
+            return error(Errno.EBADF);
+        }
+        int size = request.argInt(Fuse.GETXATTR_SIZE_BYTES);
+        if (opcode == Fuse.GETXATTR) {
+            int len = readString(0, name, false);
+            if (len < 0) {
+                return error(-len);
+            }
+        }
+        int fd = xattrFd(inode);
+        if (fd < 0) {
+            return error(-fd);
+        }
+        int room = (int) Math.min(Math.max(size, 0), Math.min(MAX_DIR_REPLY, request.chain().writableBytes() - Fuse.OUT_HEADER_SIZE));
+        int n;
+        try {
+            long dst = reply + Fuse.OUT_HEADER_SIZE;
+            n = opcode == Fuse.GETXATTR ? FsIo.fgetxattr(fd, name, size == 0 ? 0 : dst, size == 0 ? 0 : room)
+                    : FsIo.flistxattr(fd, size == 0 ? 0 : dst, size == 0 ? 0 : room);
+        } finally {
+            Native.LIBC.close(fd);
+        }
+        if (size == 0) {
+            long out = reply + Fuse.OUT_HEADER_SIZE;
+            Native.zero(out, Fuse.GETXATTR_OUT_SIZE);
+            Native.putInt(out + Fuse.GETXATTR_SIZE_BYTES, n);
+            return ok(Fuse.GETXATTR_OUT_SIZE);
+        }
+        return ok(n);
+    }
+
+    private int access() throws ChainException, NativeException {
+        Passthrough.Inode inode = node();
+        if (inode == null) {
+            return error(Errno.EBADF);
+        }
+        FsIo.faccessat(FsIo.AT_FDCWD, procPath(inode.fd), request.argInt(Fuse.ACCESS_IN_MASK), 0);
+        return ok(0);
+    }
+
+    private int lseek() throws ChainException, NativeException {
+        int fd = fs.handle(request.argLong(Fuse.LSEEK_IN_FH));
+        if (fd < 0) {
+            return error(Errno.EBADF);
+        }
+        long at = FsIo.lseek(fd, request.argLong(Fuse.LSEEK_IN_OFFSET), request.argInt(Fuse.LSEEK_IN_WHENCE));
+        Native.putLong(reply + Fuse.OUT_HEADER_SIZE, at);
+        return ok(Fuse.LSEEK_OUT_SIZE);
+    }
+
+    private int syncfs() throws ChainException, NativeException {
+        Passthrough.Inode inode = node();
+        if (inode == null) {
+            return error(Errno.EBADF);
+        }
+        int fd = fs.reopen(inode, 0x800 /* O_RDONLY|O_NONBLOCK */, proc);
+        try {
+            FsIo.syncfs(fd);
+        } finally {
+            Native.LIBC.close(fd);
+        }
+        return ok(0);
     }
 
     /** Looks up what was just made at {@code parent}/{@link #name} into an entry_out; returns its size. */

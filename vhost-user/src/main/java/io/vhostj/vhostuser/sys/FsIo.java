@@ -161,4 +161,39 @@ public final class FsIo {
         Native.putLong(rlim + 8, n);
         Native.check("setrlimit(RLIMIT_NOFILE)", Native.LIBC.setrlimit(RLIMIT_NOFILE, rlim));
     }
+
+    /** fgetxattr(2): the value's length (0 {@code size}: the length it needs). */
+    public static int fgetxattr(int fd, long name, long value, int size) throws NativeException {
+        return (int) Native.check("fgetxattr", Native.LIBC.fgetxattr(fd, name, value, size));
+    }
+
+    public static void fsetxattr(int fd, long name, long value, int size, int flags) throws NativeException {
+        Native.check("fsetxattr", Native.LIBC.fsetxattr(fd, name, value, size, flags));
+    }
+
+    /** flistxattr(2): the list's length (0 {@code size}: the length it needs). */
+    public static int flistxattr(int fd, long list, int size) throws NativeException {
+        return (int) Native.check("flistxattr", Native.LIBC.flistxattr(fd, list, size));
+    }
+
+    public static void fremovexattr(int fd, long name) throws NativeException {
+        Native.check("fremovexattr", Native.LIBC.fremovexattr(fd, name));
+    }
+
+    public static void faccessat(int dirfd, long name, int mode, int flags) throws NativeException {
+        Native.check("faccessat", Native.LIBC.faccessat(dirfd, name, mode, flags));
+    }
+
+    public static void syncfs(int fd) throws NativeException {
+        Native.check("syncfs", Native.LIBC.syncfs(fd));
+    }
+
+    /** copy_file_range(2) with offsets in native memory ({@code offIn}, {@code offOut}: addresses of s64). */
+    public static long copyFileRange(int fdIn, long offIn, int fdOut, long offOut, long length) throws NativeException {
+        return Native.check("copy_file_range", Native.LIBC.copy_file_range(fdIn, offIn, fdOut, offOut, length, 0));
+    }
+
+    public static long lseek(int fd, long offset, int whence) throws NativeException {
+        return Native.check("lseek", Native.LIBC.lseek(fd, offset, whence));
+    }
 }

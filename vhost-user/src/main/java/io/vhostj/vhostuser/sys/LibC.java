@@ -107,6 +107,20 @@ public interface LibC {
 
     int setrlimit(int resource, long rlim);
 
+    long fgetxattr(int fd, long name, long value, long size);
+
+    int fsetxattr(int fd, long name, long value, long size, int flags);
+
+    long flistxattr(int fd, long list, long size);
+
+    int fremovexattr(int fd, long name);
+
+    int faccessat(int dirfd, long path, int mode, int flags);
+
+    int syncfs(int fd);
+
+    long copy_file_range(int fdIn, long offIn, int fdOut, long offOut, long len, int flags);
+
     /** syscall(2), for calls glibc has no wrapper for (io_uring). Unused arguments are 0. */
     long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
 }
