@@ -19,9 +19,15 @@ public final class BackendProcess implements AutoCloseable {
 
     /** Starts {@code bin/vhostj args...} and waits for {@code socket} to appear. */
     public static BackendProcess start(Path socket, Path log, String... args) throws IOException, InterruptedException {
+        return startProgram(socket, log, HostTools.ROOT.resolve("bin/vhostj").toString(), args);
+    }
+
+    /** Starts another backend program (a peer such as the C virtiofsd) the same way. */
+    public static BackendProcess startProgram(Path socket, Path log, String program, String... args)
+            throws IOException, InterruptedException {
         Files.deleteIfExists(socket); // a killed backend leaves its socket file behind
         List<String> cmd = new ArrayList<>();
-        cmd.add(HostTools.ROOT.resolve("bin/vhostj").toString());
+        cmd.add(program);
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
         pb.environment().put("VHOSTJ_NO_BUILD", "1");
@@ -30,7 +36,7 @@ public final class BackendProcess implements AutoCloseable {
         while (!Files.exists(socket)) {
             if (!p.isAlive() || System.nanoTime() > deadline) {
                 p.destroyForcibly();
-                throw new IOException("bin/vhostj " + String.join(" ", args) + " did not start:\n" + Files.readString(log));
+                throw new IOException(program + " " + String.join(" ", args) + " did not start:\n" + Files.readString(log));
             }
             Thread.sleep(20);
         }

@@ -5,7 +5,11 @@ import static org.junit.jupiter.api.Assertions.*;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
+import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Random;
 
 import org.junit.jupiter.api.Tag;
@@ -15,87 +19,129 @@ import org.junit.jupiter.api.io.TempDir;
 import io.vhostj.tests.BackendProcess;
 
 /**
- * A QEMU guest mounts {@code vhostj fs}'s export (virtiofs), reads it and changes it: what works
- * so far of issue 3. Locks, xattrs, the escape races and the run against the C virtiofsd come
- * next.
+ * One battery of file system checks, run by a QEMU guest on a virtiofs mount served first by
+ * {@code vhostj fs}, then by the C virtiofsd ({@code /usr/lib/qemu/virtiofsd}, Debian's
+ * qemu-system-common), in the same test run. vhostj must pass every check; the report lists
+ * where the two differ. What issue 3 still lacks (locks, the escape race) is not in it yet.
  */
 @Tag("e2e")
 class GuestFsIT {
+    private static final Path C_VIRTIOFSD = Path.of("/usr/lib/qemu/virtiofsd");
+
     @TempDir
     Path dir;
 
+    /** name -> shell condition, run in /mnt/fs; each prints "CHECK name ok|fail". */
+    private static final String[][] CHECKS = {
+        {"create-read", "echo alpha > f && grep -q alpha f"},
+        {"append", "echo beta >> f && [ $(wc -l < f) = 2 ]"},
+        {"rename", "mv f g && [ ! -e f ] && [ -e g ]"},
+        {"hard-link", "ln g h && [ $(stat -c %h g) = 2 ] && rm h && [ $(stat -c %h g) = 1 ]"},
+        {"symlink", "ln -s g s && [ \"$(readlink s)\" = g ] && [ \"$(cat s | head -1)\" = alpha ]"},
+        {"chmod", "chmod 640 g && [ $(stat -c %a g) = 640 ]"},
+        {"chown", "chown 1000:1000 g && [ \"$(stat -c %u:%g g)\" = 1000:1000 ]"},
+        {"utimens", "touch -d '2020-01-02 03:04:05' g && [ $(stat -c %Y g) = 1577934245 ]"},
+        {"truncate", "truncate -s 3 g && [ $(stat -c %s g) = 3 ]"},
+        {"fallocate", "fallocate -l 1048576 fa && [ $(stat -c %s fa) = 1048576 ]"},
+        {"mkfifo", "mkfifo p && [ -p p ]"},
+        {"mkdir-rmdir", "mkdir -p d1/d2 && ! rmdir d1 2>/dev/null && rmdir d1/d2 d1 && [ ! -e d1 ]"},
+        {"unlink", "echo x > u && rm u && [ ! -e u ]"},
+        {"unlink-while-open", "echo kept > o && exec 3< o && rm o && [ \"$(cat <&3)\" = kept ]; exec 3<&-"},
+        {"readdir-1000", "[ $(ls many | wc -l) = 1000 ] && [ $(cat many/f999) = 999 ]"},
+        {"readdir-long", "[ $(ls -l many | grep -c '^-') = 1000 ]"},
+        {"big-file-read", "sha256sum big.bin | grep -q $BIGSUM"},
+        {"big-file-write", "dd if=/dev/urandom of=w.bin bs=1M count=8 2>/dev/null && sha256sum w.bin > /tmp/w.sum"
+                + " && echo 3 > /proc/sys/vm/drop_caches && sha256sum -c /tmp/w.sum"},
+        {"big-file-after-drop", "echo 3 > /proc/sys/vm/drop_caches && sha256sum big.bin | grep -q $BIGSUM"},
+        {"statfs", "df /mnt/fs | tail -1 | grep -q /mnt/fs && stat -f -c %b . | grep -q '^[1-9]'"},
+        {"no-dotdot-escape", "! cat ../outside.txt 2>/dev/null"},
+        {"absolute-symlink-stays-in-guest", "[ \"$(cat escape 2>/dev/null)\" != host-secret ]"},
+    };
+
     @Test
-    void shouldMountListAndReadTheExport() throws Exception {
-        Path shared = Files.createDirectory(dir.resolve("shared"));
+    void shouldPassTheBatteryAndReportWhereTheCVirtiofsdDiffers() throws Exception {
+        Map<String, String> vhostj = run("vhostj", sock -> BackendProcess.start(sock, dir.resolve("vhostj.log"), "fs",
+                "--socket-path", sock.toString(), "--shared-dir", shared("vhostj").toString()));
+        List<String> failed = new ArrayList<>();
+        for (String[] c : CHECKS) {
+            if (!"ok".equals(vhostj.get(c[0]))) {
+                failed.add(c[0] + "=" + vhostj.get(c[0]));
+            }
+        }
+        assertTrue(failed.isEmpty(), "vhostj fs failed: " + failed + "\n" + vhostj);
+
+        if (!Files.isExecutable(C_VIRTIOFSD)) {
+            System.err.println("\n!! SKIPPED the comparison: " + C_VIRTIOFSD + " is not installed\n");
+            return;
+        }
+        Map<String, String> c = run("c-virtiofsd", sock -> BackendProcess.startProgram(sock, dir.resolve("c.log"),
+                C_VIRTIOFSD.toString(), "--socket-path=" + sock, "-o", "source=" + shared("c"), "-o", "cache=auto"));
+        StringBuilder report = new StringBuilder("GuestFsIT: vhostj fs against the C virtiofsd, "
+                + CHECKS.length + " checks\n");
+        int differ = 0;
+        for (String[] check : CHECKS) {
+            String a = vhostj.get(check[0]);
+            String b = c.get(check[0]);
+            if (!a.equals(b)) {
+                differ++;
+                report.append(String.format("  differs: %-32s vhostj=%s c-virtiofsd=%s%n", check[0], a, b));
+            }
+        }
+        report.append("  ").append(differ == 0 ? "no differences" : differ + " difference(s)").append('\n');
+        System.out.print(report);
+        Files.writeString(Path.of("target", "fs-battery-report.txt"), report.toString());
+        assertEquals(CHECKS.length, c.size(), "the C virtiofsd ran the whole battery:\n" + c);
+    }
+
+    interface Starter {
+        BackendProcess start(Path socket) throws Exception;
+    }
+
+    /** A fresh shared directory for one backend: the same content for both. */
+    private Path shared(String name) throws Exception {
+        Path shared = Files.createDirectory(dir.resolve("shared-" + name));
         byte[] big = new byte[8 << 20];
         new Random(23).nextBytes(big);
         Files.write(shared.resolve("big.bin"), big);
-        String sum = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(big));
-        Files.writeString(shared.resolve("hello.txt"), "hello from the host\n");
-        Path sub = Files.createDirectory(shared.resolve("many"));
+        Path many = Files.createDirectory(shared.resolve("many"));
         for (int i = 0; i < 1000; i++) {
-            Files.writeString(sub.resolve("f" + i), Integer.toString(i));
+            Files.writeString(many.resolve("f" + i), Integer.toString(i));
         }
-        Files.createSymbolicLink(shared.resolve("escape"), Path.of("/etc/hostname"));
-        Files.writeString(dir.resolve("outside.txt"), "must not be reachable");
+        Files.createSymbolicLink(shared.resolve("escape"), dir.resolve("outside.txt").toAbsolutePath());
+        Files.writeString(dir.resolve("outside.txt"), "host-secret");
+        return shared;
+    }
 
-        Path sock = dir.resolve("fs.sock");
-        String script = String.join("\n",
-                "mkdir -p /mnt/fs",
-                "mount -t virtiofs hostfs /mnt/fs",
-                "echo \"mounted: $(grep virtiofs /proc/mounts)\"",
-                "cat /mnt/fs/hello.txt",
-                "echo \"entries: $(ls /mnt/fs/many | wc -l)\"",
-                "echo \"f999: $(cat /mnt/fs/many/f999)\"",
-                "sha256sum /mnt/fs/big.bin",
-                "echo 3 > /proc/sys/vm/drop_caches",
-                "sha256sum /mnt/fs/big.bin",
-                "df /mnt/fs | tail -1",
-                "cat /mnt/fs/../outside.txt 2>/dev/null && echo ESCAPED-DOTDOT",
-                "cat /mnt/fs/escape 2>/dev/null | grep -q . && echo FOLLOWED-SYMLINK-IN-GUEST",
-                "cd /mnt/fs",
-                "echo one > new.txt && echo two >> new.txt && echo \"appended: $(cat new.txt | tr '\\n' ' ')\"",
-                "mv new.txt renamed.txt && test ! -e new.txt && echo renamed",
-                "mkdir -p dir/sub && echo nested > dir/sub/file && rmdir dir/sub 2>/dev/null || echo rmdir-nonempty-refused",
-                "rm dir/sub/file && rmdir dir/sub && rmdir dir && echo dirs-removed",
-                "dd if=/dev/urandom of=written.bin bs=1M count=8 2>/dev/null && sha256sum written.bin > /tmp/w.sum",
-                "echo 3 > /proc/sys/vm/drop_caches && sha256sum -c /tmp/w.sum",
-                "truncate -s 1000 written.bin && echo \"truncated: $(stat -c %s written.bin)\"",
-                "chmod 600 renamed.txt && echo \"mode: $(stat -c %a renamed.txt)\"",
-                "ln -s renamed.txt sym && echo \"readlink: $(readlink sym)\"",
-                "ln renamed.txt hard && echo \"links: $(stat -c %h renamed.txt)\"",
-                "mkfifo fifo && test -p fifo && echo fifo-made",
-                "rm -f sym hard fifo",
-                "cd /",
-                "umount /mnt/fs && echo unmounted",
-                "");
-        try (BackendProcess backend = BackendProcess.start(sock, dir.resolve("fs.log"), "fs", "--socket-path",
-                sock.toString(), "--shared-dir", shared.toString())) {
-            GuestVm.Result r = new GuestVm().chardevSocket("c0", sock)
-                    .device("vhost-user-fs-pci,chardev=c0,tag=hostfs")
-                    .run(dir, script, 300);
-            String c = r.console();
-            assertTrue(r.ok(), "guest script failed:\n" + c + "\n--- backend log:\n" + backend.log());
-            assertTrue(c.contains("mounted: hostfs /mnt/fs virtiofs"), c);
-            assertTrue(c.contains("hello from the host"), c);
-            assertTrue(c.contains("entries: 1000"), c);
-            assertTrue(c.contains("f999: 999"), c);
-            assertEquals(2, c.split(sum + "  /mnt/fs/big.bin", -1).length - 1,
-                    "the 8 MiB file's checksum, before and after drop_caches:\n" + c);
-            assertFalse(c.contains("ESCAPED-DOTDOT"), c);
-            // the guest follows an absolute symlink inside its own namespace: /etc/hostname of the guest,
-            // which its initramfs may not have; either way, never the host's file
-            assertTrue(c.contains("appended: one two"), c);
-            assertTrue(c.contains("renamed") && c.contains("rmdir-nonempty-refused") && c.contains("dirs-removed"), c);
-            assertTrue(c.contains("written.bin: OK"), "8 MiB written by the guest, read back after drop_caches:\n" + c);
-            assertTrue(c.contains("truncated: 1000") && c.contains("mode: 600"), c);
-            assertTrue(c.contains("readlink: renamed.txt") && c.contains("links: 2") && c.contains("fifo-made"), c);
-            assertEquals("one\ntwo\n", Files.readString(shared.resolve("renamed.txt")), "the host sees the guest's file");
-            assertEquals(1000, Files.size(shared.resolve("written.bin")));
-            assertFalse(Files.exists(dir.resolve("escaped")) || Files.exists(shared.resolve("new.txt")));
-            assertTrue(c.contains("unmounted"), c);
-            assertEquals(0, backend.terminate(), "SIGTERM exits cleanly:\n" + backend.log());
-            assertFalse(backend.log().contains("Exception"), backend.log());
+    private Map<String, String> run(String name, Starter starter) throws Exception {
+        Path sock = dir.resolve(name + ".sock");
+        byte[] big = new byte[8 << 20];
+        new Random(23).nextBytes(big);
+        String sum = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(big));
+        StringBuilder script = new StringBuilder("mkdir -p /mnt/fs\nmount -t virtiofs hostfs /mnt/fs\ncd /mnt/fs\n"
+                + "BIGSUM=" + sum + "\n"
+                + "check() { if ( eval \"$2\" ) >/dev/null 2>&1; then echo \"CHECK $1 ok\"; else echo \"CHECK $1 fail\"; fi; }\n");
+        for (String[] c : CHECKS) {
+            script.append("check ").append(c[0]).append(" '").append(c[1].replace("'", "'\\''")).append("'\n");
+        }
+        script.append("cd /\numount /mnt/fs && echo unmounted\n");
+        try (BackendProcess backend = starter.start(sock)) {
+            GuestVm.Result r = new GuestVm().chardevSocket("c0", sock).device("vhost-user-fs-pci,chardev=c0,tag=hostfs")
+                    .run(dir.resolve("guest-" + name), script.toString(), 300);
+            String console = r.console();
+            assertTrue(r.ok() && console.contains("unmounted"), name + ": guest failed:\n" + console
+                    + "\n--- backend log:\n" + backend.log());
+            Map<String, String> results = new LinkedHashMap<>();
+            for (String line : console.split("\n")) {
+                String[] f = line.trim().split(" ");
+                if (f.length == 3 && f[0].equals("CHECK")) {
+                    results.put(f[1], f[2]);
+                }
+            }
+            if (name.equals("vhostj")) {
+                assertEquals(0, backend.terminate(), "SIGTERM exits cleanly:\n" + backend.log());
+                assertFalse(backend.log().contains("Exception"), backend.log());
+            }
+            return results;
         }
     }
 }
