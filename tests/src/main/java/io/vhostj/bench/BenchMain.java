@@ -6,14 +6,14 @@ import picocli.CommandLine.Command;
 /** {@code vhostj bench}: drives a vhost-user backend's socket through the project's frontend. */
 @Command(name = "vhostj bench", mixinStandardHelpOptions = true,
         description = "Benchmark a vhost-user backend through vhostj's own frontend (no guest, no QEMU).",
-        subcommands = {BlkBench.class})
+        subcommands = {BlkBench.class, FsBench.class})
 public final class BenchMain implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "name a device to benchmark: blk");
+        throw new CommandLine.ParameterException(spec.commandLine(), "name a device to benchmark: blk or fs");
     }
 
     public static void main(String[] args) {

@@ -20,7 +20,8 @@ import io.vhostj.vhostuser.virtq.VirtioFeatures;
  */
 public final class FuseClient implements AutoCloseable {
     private static final long RAM_GPA = 0x4000_0000L;
-    private static final int BUFFER = 256 * 1024;
+    /** Request and reply buffers: enough for a 1 MiB READ or WRITE. */
+    public static final int BUFFER = (1 << 20) + 4096;
 
     private final VhostUserFrontend frontend;
     private final GuestRam ram;
@@ -31,6 +32,12 @@ public final class FuseClient implements AutoCloseable {
     private final long outGpa;
     private long unique = 1;
     private int lastLength;
+    private final long[] addrs1 = new long[1];
+    private final long[] addrs2 = new long[2];
+    private final int[] lens1 = new int[1];
+    private final int[] lens2 = new int[2];
+    private int usedLength;
+    private final DriverQueue.UsedConsumer reaper = (head, length) -> usedLength = length;
 
     private FuseClient(Path socket, int queueSize) throws Exception {
         frontend = VhostUserFrontend.connect(socket, 5000);
@@ -48,7 +55,7 @@ public final class FuseClient implements AutoCloseable {
             }
             frontend.setOwner();
             frontend.setFeatures(offered & wanted);
-            ram = new GuestRam(RAM_GPA, 4 << 20);
+            ram = new GuestRam(RAM_GPA, 8 << 20);
             frontend.setMemTable(ram);
             queue = new DriverQueue(ram, queueSize, VirtioFeatures.has(offered & wanted, VirtioFeatures.RING_EVENT_IDX));
             queue.interrupts(false);
@@ -105,21 +112,27 @@ public final class FuseClient implements AutoCloseable {
         Native.putInt(h + Fuse.IN_TOTAL_EXTLEN, 0);
         Native.zero(out(), Fuse.OUT_HEADER_SIZE);
         int writable = outBytes > 0 ? 1 : 0;
-        long[] addrs = writable == 1 ? new long[] {inGpa, outGpa} : new long[] {inGpa};
-        int[] lens = writable == 1 ? new int[] {readable, outBytes} : new int[] {readable};
+        long[] addrs = writable == 1 ? addrs2 : addrs1;
+        int[] lens = writable == 1 ? lens2 : lens1;
+        addrs[0] = inGpa;
+        lens[0] = readable;
+        if (writable == 1) {
+            addrs[1] = outGpa;
+            lens[1] = outBytes;
+        }
         if (queue.add(addrs, lens, 1, writable) < 0) {
             throw new IllegalStateException("ring full");
         }
         queue.publishAndKick(kick);
         long deadline = System.nanoTime() + timeoutNanos;
-        int[] used = {-1};
-        while (queue.reap((head, length) -> used[0] = length) == 0) {
+        usedLength = -1;
+        while (queue.reap(reaper) == 0) {
             if (System.nanoTime() > deadline) {
                 throw new IllegalStateException("no reply within " + timeoutNanos / 1_000_000 + " ms");
             }
             Thread.onSpinWait();
         }
-        lastLength = used[0];
+        lastLength = usedLength;
         return lastLength >= Fuse.OUT_HEADER_SIZE ? Native.getInt(out() + Fuse.OUT_ERROR) : 0;
     }
 
