@@ -31,6 +31,8 @@ public final class FuseClient implements AutoCloseable {
     private final long inGpa;
     private final long outGpa;
     private long unique = 1;
+    private int uid;
+    private int gid;
     private int lastLength;
     private final long[] addrs1 = new long[1];
     private final long[] addrs2 = new long[2];
@@ -106,8 +108,8 @@ public final class FuseClient implements AutoCloseable {
         Native.putInt(h + Fuse.IN_OPCODE, opcode);
         Native.putLong(h + Fuse.IN_UNIQUE, ++unique);
         Native.putLong(h + Fuse.IN_NODEID, nodeId);
-        Native.putInt(h + Fuse.IN_UID, 0);
-        Native.putInt(h + Fuse.IN_GID, 0);
+        Native.putInt(h + Fuse.IN_UID, uid);
+        Native.putInt(h + Fuse.IN_GID, gid);
         Native.putInt(h + Fuse.IN_PID, 1);
         Native.putInt(h + Fuse.IN_TOTAL_EXTLEN, 0);
         Native.zero(out(), Fuse.OUT_HEADER_SIZE);
@@ -134,6 +136,12 @@ public final class FuseClient implements AutoCloseable {
         }
         lastLength = usedLength;
         return lastLength >= Fuse.OUT_HEADER_SIZE ? Native.getInt(out() + Fuse.OUT_ERROR) : 0;
+    }
+
+    /** The caller's credentials the next requests carry (the guest process's uid and gid). */
+    public void caller(int uid, int gid) {
+        this.uid = uid;
+        this.gid = gid;
     }
 
     /** The used length of the last reply. */

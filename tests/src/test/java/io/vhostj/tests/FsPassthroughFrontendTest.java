@@ -351,4 +351,37 @@ class FsPassthroughFrontendTest {
             assertEquals("hello from the host\n", Files.readString(dir.resolve("shared").resolve("copy.txt")));
         }
     }
+
+    @Test
+    void shouldCreateFilesAsTheGuestsCallerWhenRunAsRoot() throws Exception {
+        if (!isRoot()) {
+            System.err.println("\n!! SKIPPED: creating as the guest's uid needs root\n");
+            org.junit.jupiter.api.Assumptions.abort("not root");
+        }
+        try (FuseClient c = start()) {
+            Files.setPosixFilePermissions(dir.resolve("shared"), java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+            c.caller(1234, 5678);
+            long a = c.in() + Fuse.IN_HEADER_SIZE;
+            Native.zero(a, Fuse.MKDIR_IN_SIZE);
+            Native.putInt(a + Fuse.MKDIR_IN_MODE, 0755);
+            byte[] n = "owned\0".getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(n, 0, a + Fuse.MKDIR_IN_SIZE, n.length);
+            assertEquals(0, c.request(Fuse.MKDIR, Fuse.ROOT_ID, Fuse.MKDIR_IN_SIZE + n.length, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));
+            Path owned = dir.resolve("shared").resolve("owned");
+            assertEquals(1234, Files.getAttribute(owned, "unix:uid"));
+            assertEquals(5678, Files.getAttribute(owned, "unix:gid"));
+
+            // and a guest uid without write permission on the parent is refused, as the kernel would
+            Native.copyFromArray("inside\0".getBytes(StandardCharsets.UTF_8), 0, a + Fuse.MKDIR_IN_SIZE, 7);
+            c.caller(999, 999);
+            assertEquals(-13 /* EACCES */, c.request(Fuse.MKDIR, Native.getLong(c.out() + 16 + Fuse.ENTRY_NODEID),
+                    Fuse.MKDIR_IN_SIZE + 7, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));
+            c.caller(0, 0);
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"), "root again for what follows");
+        }
+    }
+
+    private static boolean isRoot() throws Exception {
+        return ((Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid")) == 0;
+    }
 }

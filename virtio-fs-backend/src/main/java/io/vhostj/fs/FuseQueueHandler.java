@@ -325,8 +325,39 @@ final class FuseQueueHandler implements QueueHandler {
         return ok(n);
     }
 
-    /** The operations that change the file system. */
+    /** Our own uid and gid; as root (uid 0) we may act as the guest's caller. */
+    private static final int OWN_UID = procId("unix:uid");
+    private static final int OWN_GID = procId("unix:gid");
+    private static final boolean SWITCH_IDS = OWN_UID == 0;
+
+    private static int procId(String attribute) {
+        try {
+            return (Integer) java.nio.file.Files.getAttribute(java.nio.file.Path.of("/proc/self"), attribute);
+        } catch (Exception e) {
+            return -1;
+        }
+    }
+
+    /**
+     * The operations that change the file system. Those that make a new inode run with the
+     * guest caller's uid and gid as this thread's filesystem ids, so that the guest's files
+     * belong to whom the guest says and its permission checks on the parent hold.
+     */
     private int write(int opcode) throws ChainException, NativeException {
+        boolean creates = opcode == Fuse.CREATE || opcode == Fuse.MKDIR || opcode == Fuse.MKNOD
+                || opcode == Fuse.SYMLINK || opcode == Fuse.TMPFILE;
+        if (!creates || !SWITCH_IDS) {
+            return change(opcode);
+        }
+        FsIo.switchFsIds(request.uid(), request.gid());
+        try {
+            return change(opcode);
+        } finally {
+            FsIo.switchFsIds(OWN_UID, OWN_GID);
+        }
+    }
+
+    private int change(int opcode) throws ChainException, NativeException {
         Passthrough.Inode inode = node();
         if (inode == null && opcode != Fuse.WRITE && opcode != Fuse.FSYNC && opcode != Fuse.FSYNCDIR
                 && opcode != Fuse.FALLOCATE) {
