@@ -381,6 +381,34 @@ class FsPassthroughFrontendTest {
         }
     }
 
+    @Test
+    void shouldListWithAttributesThroughReaddirplus() throws Exception {
+        try (FuseClient c = start()) {
+            long fh = open(c, Fuse.OPENDIR, Fuse.ROOT_ID);
+            int before = device.heldDescriptors();
+            assertEquals(0, read(c, Fuse.READDIRPLUS, fh, 0, 4096));
+            int len = c.replyLength() - 16;
+            java.util.Map<String, Long> nodes = new java.util.TreeMap<>();
+            for (int at = 0; at < len; ) {
+                long e = c.out() + 16 + at;
+                long d = e + Fuse.DIRENTPLUS_DIRENT;
+                int namelen = Native.getInt(d + Fuse.DIRENT_NAMELEN);
+                byte[] n = new byte[namelen];
+                Native.copyToArray(d + Fuse.DIRENT_NAME, n, 0, namelen);
+                nodes.put(new String(n, StandardCharsets.UTF_8), Native.getLong(e + Fuse.ENTRY_NODEID));
+                if (new String(n, StandardCharsets.UTF_8).equals("hello.txt")) {
+                    assertEquals(20, Native.getLong(e + Fuse.ENTRY_ATTR + Fuse.ATTR_SIZE_BYTES), "attributes come along");
+                }
+                at += Fuse.DIRENTPLUS_DIRENT + ((Fuse.DIRENT_NAME + namelen + 7) & ~7);
+            }
+            assertEquals(java.util.Set.of(".", "..", "d", "hello.txt", "link"), nodes.keySet());
+            assertEquals(0L, nodes.get("."), "no lookup for . and ..");
+            assertEquals(0L, nodes.get(".."));
+            assertTrue(nodes.get("hello.txt") > Fuse.ROOT_ID && nodes.get("d") > Fuse.ROOT_ID);
+            assertEquals(before + 3, device.heldDescriptors(), "each entry is a lookup the driver will forget");
+        }
+    }
+
     private static boolean isRoot() throws Exception {
         return ((Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid")) == 0;
     }

@@ -38,6 +38,11 @@ public final class FsDevice implements VirtioDevice {
 
     public FsDevice(Path sharedDir, boolean readOnly, CachePolicy cache, String tag, int requestQueues,
             int maxQueueSize) {
+        this(sharedDir, readOnly, cache, true, tag, requestQueues, maxQueueSize);
+    }
+
+    public FsDevice(Path sharedDir, boolean readOnly, CachePolicy cache, boolean readdirplus, String tag,
+            int requestQueues, int maxQueueSize) {
         if (tag != null && tag.getBytes(StandardCharsets.UTF_8).length > VirtioFs.TAG_BYTES) {
             throw new IllegalArgumentException("the tag is longer than " + VirtioFs.TAG_BYTES + " bytes");
         }
@@ -47,7 +52,7 @@ public final class FsDevice implements VirtioDevice {
         this.tag = tag;
         this.requestQueues = requestQueues;
         this.maxQueueSize = maxQueueSize;
-        this.fs = sharedDir == null ? null : new Passthrough(sharedDir, readOnly, cache);
+        this.fs = sharedDir == null ? null : new Passthrough(sharedDir, readOnly, cache, readdirplus);
     }
 
     /** Opens the shared directory; call once before serving. */

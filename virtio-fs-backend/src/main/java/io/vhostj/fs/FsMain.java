@@ -96,7 +96,7 @@ public final class FsMain implements Callable<Integer> {
     @Option(names = "--killpriv-v2", description = "Accepted; FUSE_HANDLE_KILLPRIV_V2 is not negotiated yet.")
     boolean killprivV2;
 
-    @Option(names = "--no-readdirplus", description = "Never use READDIRPLUS (today's behaviour).")
+    @Option(names = "--no-readdirplus", description = "Do not offer READDIRPLUS (directory listings then LOOKUP each entry).")
     boolean noReaddirplus;
 
     @Option(names = "--rlimit-nofile", paramLabel = "N",
@@ -166,7 +166,8 @@ public final class FsMain implements Callable<Integer> {
         }
         FsDevice device;
         try {
-            device = new FsDevice(sharedDir.toAbsolutePath(), readOnly, cachePolicy, tag, requestQueues, queueSize);
+            device = new FsDevice(sharedDir.toAbsolutePath(), readOnly, cachePolicy, !noReaddirplus, tag, requestQueues,
+                    queueSize);
             device.open();
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
@@ -199,7 +200,8 @@ public final class FsMain implements Callable<Integer> {
                 case "cache" -> cache = requireValue(o, value);
                 case "xattr" -> xattr = true;
                 case "no_xattr" -> noXattr = true;
-                case "readdirplus", "writeback", "no_writeback", "announce_submounts", "no_posix_lock",
+                case "readdirplus" -> noReaddirplus = false;
+                case "writeback", "no_writeback", "announce_submounts", "no_posix_lock",
                         "no_flock", "flock", "posix_lock", "allow_direct_io", "no_allow_direct_io", "timeout",
                         "modcaps", "xattrmap", "killpriv_v2", "no_killpriv_v2" -> {
                     // accepted; see --help for what each does today

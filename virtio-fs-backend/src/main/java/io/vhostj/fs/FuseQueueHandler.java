@@ -29,7 +29,9 @@ final class FuseQueueHandler implements QueueHandler {
     /** FUSE_INIT flags we offer. */
     static final int FUSE_BIG_WRITES = 1 << 5;
     static final int FUSE_MAX_PAGES = 1 << 22;
-    static final int OFFERED_FLAGS = FUSE_BIG_WRITES | FUSE_MAX_PAGES;
+    static final int FUSE_DO_READDIRPLUS = 1 << 13;
+    static final int FUSE_READDIRPLUS_AUTO = 1 << 14;
+    static final int OFFERED_FLAGS = FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO;
 
     /** Largest READDIR reply we build. */
     static final int MAX_DIR_REPLY = 64 * 1024;
@@ -103,7 +105,8 @@ final class FuseQueueHandler implements QueueHandler {
                 case Fuse.OPEN -> open(0);
                 case Fuse.OPENDIR -> open(FsIo.O_DIRECTORY);
                 case Fuse.READ -> read();
-                case Fuse.READDIR -> readdir();
+                case Fuse.READDIR -> readdir(false);
+                case Fuse.READDIRPLUS -> readdir(true);
                 case Fuse.RELEASE, Fuse.RELEASEDIR -> fs.release(request.argLong(Fuse.RELEASE_IN_FH)) ? ok(0)
                         : error(Errno.EBADF);
                 case Fuse.FLUSH -> ok(0);
@@ -238,8 +241,12 @@ final class FuseQueueHandler implements QueueHandler {
         }
     }
 
-    /** READDIR: getdents64 from the handle's offset, as fuse_dirent records up to the size asked. */
-    private int readdir() throws ChainException, NativeException {
+    /**
+     * READDIR: getdents64 from the handle's offset, as fuse_dirent records up to the size asked.
+     * READDIRPLUS: each record preceded by the entry's fuse_entry_out, which counts as a lookup
+     * (zeroed, no lookup, for "." and ".."); an entry is looked up only once it is known to fit.
+     */
+    private int readdir(boolean plus) throws ChainException, NativeException {
         int fd = fs.handle(request.argLong(Fuse.READ_IN_FH));
         if (fd < 0) {
             return error(Errno.EBADF);
@@ -250,6 +257,7 @@ final class FuseQueueHandler implements QueueHandler {
         int got = FsIo.getdents64(fd, dents, (int) Math.min(room, MAX_DIR_REPLY));
         long out = reply + Fuse.OUT_HEADER_SIZE;
         int used = 0;
+        int head = plus ? Fuse.ENTRY_OUT_SIZE : 0;
         for (int at = 0; at < got; ) {
             long d = dents + at;
             int reclen = Native.getShort(d + FsIo.D_RECLEN) & 0xffff;
@@ -257,21 +265,55 @@ final class FuseQueueHandler implements QueueHandler {
             while (Native.getByte(d + FsIo.D_NAME + namelen) != 0) {
                 namelen++;
             }
-            int size = (Fuse.DIRENT_NAME + namelen + 7) & ~7;
+            int size = head + ((Fuse.DIRENT_NAME + namelen + 7) & ~7);
             if (used + size > room) {
                 break;
             }
             long e = out + used;
             Native.zero(e, size);
-            Native.putLong(e + Fuse.DIRENT_INO, Native.getLong(d + FsIo.D_INO));
-            Native.putLong(e + Fuse.DIRENT_OFF, Native.getLong(d + FsIo.D_OFF));
-            Native.putInt(e + Fuse.DIRENT_NAMELEN, namelen);
-            Native.putInt(e + Fuse.DIRENT_TYPE, Native.getByte(d + FsIo.D_TYPE) & 0xff);
-            Native.copy(d + FsIo.D_NAME, e + Fuse.DIRENT_NAME, namelen);
+            if (plus && !isDotOrDotDot(d + FsIo.D_NAME, namelen) && !lookupInto(fd, d + FsIo.D_NAME, e)) {
+                at += reclen; // vanished since getdents: leave it out
+                continue;
+            }
+            long de = e + head;
+            Native.putLong(de + Fuse.DIRENT_INO, Native.getLong(d + FsIo.D_INO));
+            Native.putLong(de + Fuse.DIRENT_OFF, Native.getLong(d + FsIo.D_OFF));
+            Native.putInt(de + Fuse.DIRENT_NAMELEN, namelen);
+            Native.putInt(de + Fuse.DIRENT_TYPE, Native.getByte(d + FsIo.D_TYPE) & 0xff);
+            Native.copy(d + FsIo.D_NAME, de + Fuse.DIRENT_NAME, namelen);
             used += size;
             at += reclen;
         }
         return ok(used);
+    }
+
+    private static boolean isDotOrDotDot(long name, int length) {
+        return Native.getByte(name) == '.' && (length == 1 || (length == 2 && Native.getByte(name + 1) == '.'));
+    }
+
+    /** Looks {@code entryName} up in the directory open as {@code dirFd}, filling an entry_out at {@code e}. */
+    private boolean lookupInto(int dirFd, long entryName, long e) throws NativeException {
+        int fd;
+        try {
+            fd = FsIo.openat(dirFd, entryName, FsIo.O_PATH | FsIo.O_NOFOLLOW);
+        } catch (NativeException ex) {
+            if (ex.errno() == Errno.ENOENT) {
+                return false;
+            }
+            throw ex;
+        }
+        try {
+            FsIo.fstatat(fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        } catch (NativeException ex) {
+            Native.LIBC.close(fd);
+            throw ex;
+        }
+        Passthrough.Inode inode = fs.lookedUp(fd, stat);
+        Native.putLong(e + Fuse.ENTRY_NODEID, inode.id);
+        Native.putLong(e + Fuse.ENTRY_VALID, fs.cache().timeoutSeconds);
+        Native.putLong(e + Fuse.ENTRY_ATTR_VALID, fs.cache().timeoutSeconds);
+        fillAttr(e + Fuse.ENTRY_ATTR, stat);
+        return true;
     }
 
     /**
@@ -797,7 +839,9 @@ final class FuseQueueHandler implements QueueHandler {
             return error(Errno.EPROTO);
         }
         int agreed = Math.min(minor, Fuse.KERNEL_MINOR_VERSION);
-        int flags = request.argInt(Fuse.INIT_IN_FLAGS) & OFFERED_FLAGS;
+        int offered = fs != null && fs.readdirplus() ? OFFERED_FLAGS
+                : OFFERED_FLAGS & ~(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO);
+        int flags = request.argInt(Fuse.INIT_IN_FLAGS) & offered;
         Native.putInt(out + Fuse.INIT_OUT_MINOR, agreed);
         Native.putInt(out + Fuse.INIT_OUT_MAX_READAHEAD, request.argInt(Fuse.INIT_IN_MAX_READAHEAD));
         Native.putInt(out + Fuse.INIT_OUT_FLAGS, flags);

@@ -49,12 +49,23 @@ final class Passthrough implements AutoCloseable {
     private final Path sharedDir;
     private final boolean readOnly;
     private final CachePolicy cache;
+    private final boolean readdirplus;
     private Inode root;
 
     Passthrough(Path sharedDir, boolean readOnly, CachePolicy cache) {
+        this(sharedDir, readOnly, cache, true);
+    }
+
+    Passthrough(Path sharedDir, boolean readOnly, CachePolicy cache, boolean readdirplus) {
         this.sharedDir = sharedDir;
         this.readOnly = readOnly;
         this.cache = cache;
+        this.readdirplus = readdirplus;
+    }
+
+    /** Whether READDIRPLUS is offered (virtiofsd's --no-readdirplus turns it off). */
+    boolean readdirplus() {
+        return readdirplus;
     }
 
     CachePolicy cache() {
