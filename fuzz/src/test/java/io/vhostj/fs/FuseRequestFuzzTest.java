@@ -34,7 +34,11 @@ import io.vhostj.vhostuser.virtq.SplitRingLayout;
  *   u8  data[]    those bytes
  * </pre>
  *
- * What must hold: a reply is a whole out-header whose len is the used length and whose unique
+ * The requests reach a real passthrough file system over a scratch directory ({@code shared/},
+ * with a file, a subdirectory and an absolute symlink out; recreated when it fills up). Beside
+ * it lies {@code outside.txt}: no request may change it or create anything next to it.
+ *
+ * <p>What must hold: a reply is a whole out-header whose len is the used length and whose unique
  * is the request's, whose error is 0 or a negated errno; no reply is longer than the writable
  * part; one-way opcodes get none; nothing but ChainException comes out of the handler.
  */
@@ -44,6 +48,9 @@ public class FuseRequestFuzzTest {
     private static final long DATA = 4096;
     private static final int QUEUE = 16;
 
+    private static java.nio.file.Path root;
+    private static java.nio.file.Path shared;
+    private static Passthrough fs;
     private static Fd ram;
     private static MemoryRegion region;
     private static GuestMemory memory;
@@ -54,10 +61,39 @@ public class FuseRequestFuzzTest {
         ram = Memfd.create("vhostj-fuzz-fuse", REGION);
         region = MemoryRegion.map(GPA, REGION, 0x6000_0000L, 0, ram.fd());
         memory = GuestMemory.of(List.of(region));
+        root = java.nio.file.Files.createTempDirectory("vhostj-fuzz-fuse");
+        java.nio.file.Files.writeString(root.resolve("outside.txt"), "outside");
+        freshShare();
+    }
+
+    private static void freshShare() throws Exception {
+        if (fs != null) {
+            fs.close();
+            deleteTree(shared);
+        }
+        shared = java.nio.file.Files.createDirectory(root.resolve("shared"));
+        java.nio.file.Files.writeString(shared.resolve("file"), "content");
+        java.nio.file.Files.createDirectory(shared.resolve("dir"));
+        java.nio.file.Files.createSymbolicLink(shared.resolve("out"), root.resolve("outside.txt"));
+        fs = new Passthrough(shared, false, CachePolicy.AUTO);
+        fs.open();
+    }
+
+    private static void deleteTree(java.nio.file.Path p) throws java.io.IOException {
+        if (java.nio.file.Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            try (var s = java.nio.file.Files.list(p)) {
+                for (java.nio.file.Path c : (Iterable<java.nio.file.Path>) s::iterator) {
+                    deleteTree(c);
+                }
+            }
+        }
+        java.nio.file.Files.deleteIfExists(p);
     }
 
     @AfterAll
-    static void tearDown() {
+    static void tearDown() throws Exception {
+        fs.close();
+        deleteTree(root);
         region.close();
         ram.close();
     }
@@ -70,16 +106,29 @@ public class FuseRequestFuzzTest {
         int requests = 1 + (input[0] & 0xff) % 4;
         int at = 1;
         FsSession session = new FsSession();
-        FuseQueueHandler handler = new FuseQueueHandler(session);
+        FuseQueueHandler handler = new FuseQueueHandler(session, fs);
         try {
             for (int r = 0; r < requests && at < input.length; r++) {
                 at = serveOne(handler, input, at);
                 if (at < 0) {
-                    return;
+                    break;
                 }
             }
         } finally {
             handler.close();
+        }
+        if (!"outside".equals(java.nio.file.Files.readString(root.resolve("outside.txt")))) {
+            throw new AssertionError("a request changed a file outside the shared directory");
+        }
+        try (var s = java.nio.file.Files.list(root)) {
+            if (s.count() != 2) {
+                throw new AssertionError("a request created something outside the shared directory");
+            }
+        }
+        try (var s = java.nio.file.Files.list(shared)) {
+            if (s.count() > 64) {
+                freshShare();
+            }
         }
     }
 

@@ -344,9 +344,12 @@ public final class Fuse {
         };
     }
 
-    /** Whether the driver expects no reply at all (FORGET and BATCH_FORGET). */
+    /**
+     * Whether no reply is sent: FORGET and BATCH_FORGET never get one, and INTERRUPT gets none
+     * here (requests run to completion; libfuse does not answer INTERRUPT either).
+     */
     public static boolean isOneWay(int opcode) {
-        return opcode == FORGET || opcode == BATCH_FORGET;
+        return opcode == FORGET || opcode == BATCH_FORGET || opcode == INTERRUPT;
     }
 
     private Fuse() {

@@ -73,13 +73,10 @@ final class FuseQueueHandler implements QueueHandler {
         }
         int opcode = request.opcode();
         if (Fuse.isOneWay(opcode)) {
-            if (fs != null && session.initialized()) {
+            if (fs != null && session.initialized() && opcode != Fuse.INTERRUPT) {
                 forget(opcode);
             }
             return 0;
-        }
-        if (opcode == Fuse.INTERRUPT) {
-            return 0; // requests run to completion here; libfuse does not answer INTERRUPT either
         }
         if (opcode == Fuse.INIT) {
             return init();
