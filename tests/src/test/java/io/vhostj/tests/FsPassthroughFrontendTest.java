@@ -409,6 +409,104 @@ class FsPassthroughFrontendTest {
         }
     }
 
+    private static int lock(FuseClient c, int opcode, long node, long fh, long owner, int type, long start, long end,
+            boolean flock) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        Native.zero(a, Fuse.LK_IN_SIZE);
+        Native.putLong(a + Fuse.LK_IN_FH, fh);
+        Native.putLong(a + Fuse.LK_IN_OWNER, owner);
+        Native.putLong(a + Fuse.LK_IN_LOCK + Fuse.LOCK_START, start);
+        Native.putLong(a + Fuse.LK_IN_LOCK + Fuse.LOCK_END, end);
+        Native.putInt(a + Fuse.LK_IN_LOCK + Fuse.LOCK_TYPE, type);
+        Native.putInt(a + Fuse.LK_IN_LK_FLAGS, flock ? 1 : 0);
+        return c.request(opcode, node, Fuse.LK_IN_SIZE, 16 + Fuse.LK_OUT_SIZE, TIMEOUT);
+    }
+
+    @Test
+    void shouldLockBetweenOwnersAndWaitWithoutBlockingTheQueue() throws Exception {
+        try (FuseClient c = start()) {
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            long fh1 = open(c, Fuse.OPEN, node);
+            long fh2 = open(c, Fuse.OPEN, node);
+            // POSIX: owner 1 write-locks 0..99; owner 2 sees it and cannot take it
+            assertEquals(0, lock(c, Fuse.SETLK, node, fh1, 1, 1, 0, 99, false));
+            assertEquals(0, lock(c, Fuse.GETLK, node, fh2, 2, 1, 50, 60, false));
+            assertEquals(1, Native.getInt(c.out() + 16 + Fuse.LOCK_TYPE), "owner 2 sees owner 1's write lock");
+            assertEquals(0, Native.getLong(c.out() + 16 + Fuse.LOCK_START));
+            assertEquals(99, Native.getLong(c.out() + 16 + Fuse.LOCK_END));
+            assertEquals(-Errno.EAGAIN, lock(c, Fuse.SETLK, node, fh2, 2, 0, 0, 9, false));
+            assertEquals(0, lock(c, Fuse.SETLK, node, fh2, 2, 0, 100, 199, false), "no overlap, no conflict");
+            assertEquals(0, lock(c, Fuse.GETLK, node, fh1, 1, 1, 0, 99, false));
+            assertEquals(2, Native.getInt(c.out() + 16 + Fuse.LOCK_TYPE), "an owner never conflicts with itself");
+            // FLUSH of owner 1 (the guest closed the file) drops its locks
+            long a = c.in() + Fuse.IN_HEADER_SIZE;
+            Native.zero(a, Fuse.FLUSH_IN_SIZE);
+            Native.putLong(a + Fuse.FLUSH_IN_FH, fh1);
+            Native.putLong(a + Fuse.FLUSH_IN_LOCK_OWNER, 1);
+            assertEquals(0, c.request(Fuse.FLUSH, node, Fuse.FLUSH_IN_SIZE, 16, TIMEOUT));
+            assertEquals(0, lock(c, Fuse.SETLK, node, fh2, 2, 1, 0, 99, false));
+            assertEquals(0, lock(c, Fuse.SETLK, node, fh2, 2, 2, 0, Long.MAX_VALUE, false), "unlock all");
+
+            // flock: two opens conflict
+            assertEquals(0, lock(c, Fuse.SETLK, node, fh1, 0, 1, 0, 0, true));
+            assertEquals(-Errno.EAGAIN, lock(c, Fuse.SETLK, node, fh2, 0, 1, 0, 0, true));
+            assertEquals(0, lock(c, Fuse.SETLK, node, fh1, 0, 2, 0, 0, true));
+            assertEquals(0, lock(c, Fuse.SETLK, node, fh2, 0, 1, 0, 0, true));
+            assertEquals(0, lock(c, Fuse.SETLK, node, fh2, 0, 2, 0, 0, true));
+
+            // SETLKW against a host process's lock waits off the worker and completes once it goes
+            Path file = dir.resolve("shared").resolve("hello.txt");
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file,
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                java.nio.channels.FileLock held = ch.lock(0, 10, false);
+                assertEquals(-Errno.EAGAIN, lock(c, Fuse.SETLK, node, fh1, 3, 1, 0, 9, false));
+                Thread release = new Thread(() -> {
+                    try {
+                        Thread.sleep(300);
+                        held.release();
+                    } catch (Exception e) {
+                        throw new RuntimeException(e);
+                    }
+                });
+                release.start();
+                long t0 = System.nanoTime();
+                assertEquals(0, lock(c, Fuse.SETLKW, node, fh1, 3, 1, 0, 9, false), "granted once the host lets go");
+                assertTrue(System.nanoTime() - t0 > 200_000_000L, "it did wait");
+                release.join();
+            }
+        }
+    }
+
+    @Test
+    void shouldGiveUpALockWaitWhenTheFrontendGoesAway() throws Exception {
+        Path file;
+        FuseClient c = start();
+        file = dir.resolve("shared").resolve("hello.txt");
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file,
+                java.nio.file.StandardOpenOption.WRITE); java.nio.channels.FileLock held = ch.lock(0, 10, false)) {
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            long fh = open(c, Fuse.OPEN, node);
+            long a = c.in() + Fuse.IN_HEADER_SIZE;
+            Native.zero(a, Fuse.LK_IN_SIZE);
+            Native.putLong(a + Fuse.LK_IN_FH, fh);
+            Native.putLong(a + Fuse.LK_IN_OWNER, 7);
+            Native.putLong(a + Fuse.LK_IN_LOCK + Fuse.LOCK_END, 9);
+            Native.putInt(a + Fuse.LK_IN_LOCK + Fuse.LOCK_TYPE, 1);
+            assertThrows(IllegalStateException.class,
+                    () -> c.request(Fuse.SETLKW, node, Fuse.LK_IN_SIZE, 16, 300_000_000L), "still waiting");
+            c.close(); // the queue stops: the wait must end so that guest memory can go
+            try (FuseClient again = FuseClient.connect(dir.resolve("fs.sock"), 64)) {
+                long i = again.in() + Fuse.IN_HEADER_SIZE;
+                Native.zero(i, Fuse.INIT_IN_SIZE);
+                Native.putInt(i + Fuse.INIT_IN_MAJOR, 7);
+                Native.putInt(i + Fuse.INIT_IN_MINOR, 38);
+                assertEquals(0, again.request(Fuse.INIT, 0, Fuse.INIT_IN_SIZE, 256, TIMEOUT), "the backend serves on");
+            }
+        }
+    }
+
     private static boolean isRoot() throws Exception {
         return ((Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid")) == 0;
     }

@@ -31,7 +31,10 @@ final class FuseQueueHandler implements QueueHandler {
     static final int FUSE_MAX_PAGES = 1 << 22;
     static final int FUSE_DO_READDIRPLUS = 1 << 13;
     static final int FUSE_READDIRPLUS_AUTO = 1 << 14;
-    static final int OFFERED_FLAGS = FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO;
+    static final int FUSE_POSIX_LOCKS = 1 << 1;
+    static final int FUSE_FLOCK_LOCKS = 1 << 10;
+    static final int OFFERED_FLAGS = FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO
+            | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS;
 
     /** Largest READDIR reply we build. */
     static final int MAX_DIR_REPLY = 64 * 1024;
@@ -106,7 +109,12 @@ final class FuseQueueHandler implements QueueHandler {
                 case Fuse.READDIRPLUS -> readdir(true);
                 case Fuse.RELEASE, Fuse.RELEASEDIR -> fs.release(request.argLong(Fuse.RELEASE_IN_FH)) ? ok(0)
                         : error(Errno.EBADF);
-                case Fuse.FLUSH -> ok(0);
+                case Fuse.FLUSH -> {
+                    fs.locks.release(request.nodeId(), request.argLong(Fuse.FLUSH_IN_LOCK_OWNER));
+                    yield ok(0);
+                }
+                case Fuse.GETLK -> getlk();
+                case Fuse.SETLK, Fuse.SETLKW -> setlk(opcode == Fuse.SETLKW);
                 case Fuse.READLINK -> readlink();
                 case Fuse.GETXATTR, Fuse.LISTXATTR -> getxattr(opcode);
                 case Fuse.ACCESS -> access();
@@ -282,6 +290,182 @@ final class FuseQueueHandler implements QueueHandler {
             at += reclen;
         }
         return ok(used);
+    }
+
+    // ---- locks -------------------------------------------------------------------------------
+
+    private static final int FUSE_LK_FLOCK = 1;
+    private final long flock = Native.allocate(FsIo.FLOCK_SIZE);
+    private final java.util.concurrent.ConcurrentLinkedQueue<long[]> lockDone = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final java.util.concurrent.atomic.AtomicInteger lockWaits = new java.util.concurrent.atomic.AtomicInteger();
+    private volatile boolean cancelWaits;
+    private io.vhostj.vhostuser.sys.EventFd lockSignal;
+
+    private int getlk() throws ChainException, NativeException {
+        Passthrough.Inode inode = node();
+        if (inode == null) {
+            return error(Errno.EBADF);
+        }
+        int fd = fs.locks.ownerFd(fs, inode, request.argLong(Fuse.LK_IN_OWNER), proc);
+        int lk = Fuse.LK_IN_LOCK;
+        Locks.toFlock(flock, request.argLong(lk + Fuse.LOCK_START), request.argLong(lk + Fuse.LOCK_END),
+                request.argInt(lk + Fuse.LOCK_TYPE));
+        int rc = FsIo.ofdLock(fd, FsIo.F_OFD_GETLK, flock);
+        if (rc < 0) {
+            return error(-rc);
+        }
+        long out = reply + Fuse.OUT_HEADER_SIZE;
+        Native.zero(out, Fuse.LK_OUT_SIZE);
+        short type = Native.getShort(flock + FsIo.FL_TYPE);
+        long start = Native.getLong(flock + FsIo.FL_START);
+        long len = Native.getLong(flock + FsIo.FL_LEN);
+        Native.putInt(out + Fuse.LOCK_TYPE, type);
+        if (type != FsIo.F_UNLCK) {
+            Native.putLong(out + Fuse.LOCK_START, start);
+            Native.putLong(out + Fuse.LOCK_END, len == 0 ? Long.MAX_VALUE : start + len - 1);
+            Native.putInt(out + Fuse.LOCK_PID, Native.getInt(flock + FsIo.FL_PID));
+        }
+        return ok(Fuse.LK_OUT_SIZE);
+    }
+
+    /**
+     * SETLK/SETLKW, POSIX (OFD locks per owner) or flock (on the open handle). A SETLKW that
+     * conflicts waits on a lock-wait thread, never on the queue's worker: the request completes
+     * later through {@link #reap}.
+     */
+    private int setlk(boolean wait) throws ChainException, NativeException {
+        Passthrough.Inode inode = node();
+        if (inode == null) {
+            return error(Errno.EBADF);
+        }
+        int lk = Fuse.LK_IN_LOCK;
+        int type = request.argInt(lk + Fuse.LOCK_TYPE);
+        if (type != FsIo.F_RDLCK && type != FsIo.F_WRLCK && type != FsIo.F_UNLCK) {
+            return error(Errno.EINVAL);
+        }
+        java.util.function.IntSupplier attempt;
+        if ((request.argInt(Fuse.LK_IN_LK_FLAGS) & FUSE_LK_FLOCK) != 0) {
+            int fd = fs.handle(request.argLong(Fuse.LK_IN_FH));
+            if (fd < 0) {
+                return error(Errno.EBADF);
+            }
+            int op = (type == FsIo.F_UNLCK ? FsIo.LOCK_UN : type == FsIo.F_RDLCK ? FsIo.LOCK_SH : FsIo.LOCK_EX)
+                    | FsIo.LOCK_NB;
+            attempt = () -> FsIo.flock(fd, op);
+        } else {
+            int fd = fs.locks.ownerFd(fs, inode, request.argLong(Fuse.LK_IN_OWNER), proc);
+            long start = request.argLong(lk + Fuse.LOCK_START);
+            long end = request.argLong(lk + Fuse.LOCK_END);
+            long buf = Native.allocate(FsIo.FLOCK_SIZE); // the waiter thread may need it after we return
+            Locks.toFlock(buf, start, end, type);
+            attempt = () -> FsIo.ofdLock(fd, FsIo.F_OFD_SETLK, buf);
+            int rc = attempt.getAsInt();
+            if (rc == 0 || !wait || !conflict(rc) || request.chain().writableLength(0) < Fuse.OUT_HEADER_SIZE) {
+                Native.free(buf);
+                return rc == 0 ? ok(0) : error(conflict(rc) ? Errno.EAGAIN : -rc);
+            }
+            return waitFor(attempt, () -> Native.free(buf));
+        }
+        int rc = attempt.getAsInt();
+        if (rc == 0 || !wait || !conflict(rc) || request.chain().writableLength(0) < Fuse.OUT_HEADER_SIZE) {
+            return rc == 0 ? ok(0) : error(conflict(rc) ? Errno.EAGAIN : -rc);
+        }
+        return waitFor(attempt, () -> { });
+    }
+
+    private static boolean conflict(int rc) {
+        return rc == -Errno.EAGAIN || rc == -Errno.EACCES;
+    }
+
+    /** Retries {@code attempt} on a lock-wait thread until it takes or the queue stops. */
+    private int waitFor(java.util.function.IntSupplier attempt, Runnable cleanup) throws NativeException {
+        if (lockSignal == null) {
+            lockSignal = io.vhostj.vhostuser.sys.EventFd.create();
+        }
+        int head = request.chain().head();
+        long unique = request.unique();
+        long out = request.chain().writableAddress(0);
+        lockWaits.incrementAndGet();
+        io.vhostj.vhostuser.sys.EventFd signal = lockSignal;
+        fs.lockWaiters.execute(() -> {
+            int error = 0;
+            long sleepMicros = 500;
+            try {
+                while (true) {
+                    int rc = attempt.getAsInt();
+                    if (rc == 0) {
+                        break;
+                    }
+                    if (!conflict(rc)) {
+                        error = rc;
+                        break;
+                    }
+                    if (cancelWaits) {
+                        error = -Errno.EINTR;
+                        break;
+                    }
+                    java.util.concurrent.locks.LockSupport.parkNanos(sleepMicros * 1000);
+                    sleepMicros = Math.min(sleepMicros * 2, 20_000);
+                }
+            } finally {
+                cleanup.run();
+            }
+            Native.putInt(out + Fuse.OUT_LEN, Fuse.OUT_HEADER_SIZE);
+            Native.putInt(out + Fuse.OUT_ERROR, error);
+            Native.putLong(out + Fuse.OUT_UNIQUE, unique);
+            lockDone.add(new long[] {head, Fuse.OUT_HEADER_SIZE});
+            try {
+                signal.signal();
+            } catch (NativeException e) {
+                LOG.warn("lock wait: cannot wake the queue: {}", e.getMessage());
+            }
+        });
+        return PENDING;
+    }
+
+    @Override
+    public int reap(Completion completion) {
+        if (lockWaits.get() == 0 && lockDone.isEmpty()) {
+            return 0;
+        }
+        if (lockSignal != null) {
+            try {
+                lockSignal.drain(); // before the queue: a completion added after this signals again
+            } catch (NativeException e) {
+                LOG.debug("lock signal: {}", e.getMessage());
+            }
+        }
+        int n = 0;
+        long[] d;
+        while ((d = lockDone.poll()) != null) {
+            lockWaits.decrementAndGet();
+            completion.complete((int) d[0], (int) d[1]);
+            n++;
+        }
+        return n;
+    }
+
+    @Override
+    public int pending() {
+        return lockWaits.get();
+    }
+
+    @Override
+    public int completionFd() {
+        return lockSignal == null ? -1 : lockSignal.fd();
+    }
+
+    /** The queue is stopping: lock waits give up (EINTR) so that it can. */
+    @Override
+    public void awaitCompletions() {
+        cancelWaits = true;
+        if (lockSignal != null && lockDone.isEmpty()) {
+            try {
+                lockSignal.await(100);
+            } catch (NativeException e) {
+                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+            }
+        }
     }
 
     private static boolean isDotOrDotDot(long name, int length) {
@@ -897,5 +1081,9 @@ final class FuseQueueHandler implements QueueHandler {
         Native.free(stat);
         Native.free(dents);
         Native.free(iov);
+        Native.free(flock);
+        if (lockSignal != null) {
+            lockSignal.close();
+        }
     }
 }

@@ -44,6 +44,13 @@ final class Passthrough implements AutoCloseable {
     private final Map<Long, Inode> byId = new ConcurrentHashMap<>();
     private final Map<Key, Inode> byKey = new ConcurrentHashMap<>();
     private final Map<Long, Integer> handles = new ConcurrentHashMap<>();
+    final Locks locks = new Locks();
+    /** Where SETLKW waits happen: never on a queue's worker thread. */
+    final java.util.concurrent.ExecutorService lockWaiters = java.util.concurrent.Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "vhostj-fs-lock-wait");
+        t.setDaemon(true);
+        return t;
+    });
     private final AtomicLong nextId = new AtomicLong(Fuse.ROOT_ID + 1);
     private final AtomicLong nextHandle = new AtomicLong(1);
     private final Path sharedDir;
@@ -135,6 +142,7 @@ final class Passthrough implements AutoCloseable {
         }
         inode.lookups -= Math.min(count, inode.lookups);
         if (inode.lookups == 0) {
+            locks.forgetInode(nodeId);
             byId.remove(nodeId);
             byKey.remove(new Key(inode.dev, inode.ino));
             Native.LIBC.close(inode.fd);
@@ -180,6 +188,7 @@ final class Passthrough implements AutoCloseable {
 
     /** Everything back to a fresh mount: every inode but the root forgotten, every handle closed. */
     synchronized void reset() {
+        locks.clear();
         for (Inode inode : byId.values()) {
             if (inode != root) {
                 Native.LIBC.close(inode.fd);

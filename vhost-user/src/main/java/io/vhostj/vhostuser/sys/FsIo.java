@@ -212,4 +212,34 @@ public final class FsIo {
         long nowUid = Native.LIBC.syscall(SYS_SETFSUID, 0xffff_ffffL, 0, 0, 0, 0, 0);
         return nowUid == (uid & 0xffff_ffffL);
     }
+
+    // open file description locks (fcntl(2)) with struct flock: s16 type, s16 whence, s64 start, s64 len, s32 pid
+    public static final int F_OFD_GETLK = 36;
+    public static final int F_OFD_SETLK = 37;
+    public static final int FLOCK_SIZE = 32;
+    public static final int FL_TYPE = 0;
+    public static final int FL_WHENCE = 2;
+    public static final int FL_START = 8;
+    public static final int FL_LEN = 16;
+    public static final int FL_PID = 24;
+    public static final short F_RDLCK = 0;
+    public static final short F_WRLCK = 1;
+    public static final short F_UNLCK = 2;
+
+    /** fcntl(fd, cmd, &flock); returns 0 or a negated errno (EAGAIN/EACCES: a conflicting lock). */
+    public static int ofdLock(int fd, int cmd, long flock) {
+        int rc = Native.LIBC.fcntl(fd, cmd, flock);
+        return rc < 0 ? -Native.errno() : 0;
+    }
+
+    public static final int LOCK_SH = 1;
+    public static final int LOCK_EX = 2;
+    public static final int LOCK_NB = 4;
+    public static final int LOCK_UN = 8;
+
+    /** flock(2); returns 0 or a negated errno. */
+    public static int flock(int fd, int operation) {
+        int rc = Native.LIBC.flock(fd, operation);
+        return rc < 0 ? -Native.errno() : 0;
+    }
 }

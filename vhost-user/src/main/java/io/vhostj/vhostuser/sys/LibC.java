@@ -63,6 +63,11 @@ public interface LibC {
 
     int fcntl(int fd, int cmd, int arg);
 
+    /** fcntl with a pointer argument (struct flock for the OFD lock commands). */
+    int fcntl(int fd, int cmd, long arg);
+
+    int flock(int fd, int operation);
+
     int unlink(String path);
 
     int dup(int fd);
