@@ -75,7 +75,7 @@ copy_with_libs() {
     cp -L "$lib" "$rd$lib"
   done
 }
-for t in /sbin/mke2fs /sbin/e2fsck /usr/bin/fio /usr/bin/socat /sbin/fstrim /usr/bin/sha256sum; do
+for t in /sbin/mke2fs /sbin/e2fsck /usr/bin/fio /usr/bin/socat /sbin/fstrim /usr/bin/sha256sum /usr/bin/flock; do
   [[ -x "$t" ]] && copy_with_libs "$t"
 done
 ln -sf mke2fs "$rd/sbin/mkfs.ext4"
