@@ -51,6 +51,29 @@ class VirtiofsdDropInIT {
                 "announce_submounts"), sock);
     }
 
+    @Test
+    void shouldHandTheSocketToTheSocketGroup() throws Exception {
+        Path sock = dir.resolve("grp.sock");
+        Path log = dir.resolve("grp.log");
+        Process p = start(List.of(HostTools.ROOT.resolve("bin/virtiofsd").toString(), "--socket-path", sock.toString(),
+                "--shared-dir", shared().toString(), "--socket-group", "daemon"), log);
+        try {
+            for (int i = 0; i < 200 && !Files.exists(sock); i++) {
+                Thread.sleep(50);
+            }
+            // the group is set just after the socket appears
+            for (int i = 0; i < 100 && !"daemon".equals(Files.getAttribute(sock, "posix:group").toString()); i++) {
+                Thread.sleep(50);
+            }
+            assertEquals("daemon", Files.getAttribute(sock, "posix:group").toString(), Files.readString(log));
+            assertEquals("rw-rw----", java.nio.file.attribute.PosixFilePermissions.toString(
+                    Files.getPosixFilePermissions(sock)));
+        } finally {
+            p.destroy();
+            assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+        }
+    }
+
     private Path shared() throws Exception {
         Path shared = Files.createDirectory(dir.resolve("shared-" + System.nanoTime()));
         Files.writeString(shared.resolve("config.json"), "{\"kata\": true}");

@@ -27,6 +27,21 @@ public final class BackendLauncher {
                     e.getMessage());
             return 1;
         }
+        if (options.socketGroup != null) {
+            try {
+                java.nio.file.attribute.GroupPrincipal group = options.socketPath.getFileSystem()
+                        .getUserPrincipalLookupService().lookupPrincipalByGroupName(options.socketGroup);
+                java.nio.file.Files.getFileAttributeView(options.socketPath,
+                        java.nio.file.attribute.PosixFileAttributeView.class).setGroup(group);
+                java.nio.file.Files.setPosixFilePermissions(options.socketPath,
+                        java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw----"));
+            } catch (java.io.IOException e) {
+                log.error("--socket-group {}: {}", options.socketGroup, e.getMessage());
+                server.close();
+                server.release();
+                return 1;
+            }
+        }
         // SIGTERM/SIGINT stop serving; run() returns and we exit 0, as a service manager expects.
         sun.misc.SignalHandler stop = sig -> {
             log.info("{}: SIG{} received, shutting down", device.name(), sig.getName());

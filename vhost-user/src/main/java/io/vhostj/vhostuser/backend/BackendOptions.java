@@ -22,6 +22,11 @@ public final class BackendOptions {
                     + "Default: ${DEFAULT-VALUE}.")
     public long pollMicros;
 
+    @Option(names = "--socket-group", paramLabel = "GROUP",
+            description = "Give the --socket-path socket to this group, read-write for it (so that a hypervisor "
+                    + "running as that group can connect).")
+    public String socketGroup;
+
     @Option(names = "--cpu-affinity", paramLabel = "CPUS",
             description = "Pin queue workers to these CPUs (a list like 0-3,6): queue i runs on the i-th CPU "
                     + "of the list, wrapping around. Default: not pinned.")
@@ -59,6 +64,17 @@ public final class BackendOptions {
         }
         if (pollMicros < 0) {
             throw new IllegalArgumentException("--poll-us must be 0 or more");
+        }
+        if (socketGroup != null) {
+            if (socketPath == null) {
+                throw new IllegalArgumentException("--socket-group needs --socket-path");
+            }
+            try {
+                java.nio.file.FileSystems.getDefault().getUserPrincipalLookupService()
+                        .lookupPrincipalByGroupName(socketGroup);
+            } catch (java.io.IOException e) {
+                throw new IllegalArgumentException("--socket-group: no such group '" + socketGroup + "'");
+            }
         }
         if (cpuAffinity != null) {
             int[] cpus = io.vhostj.vhostuser.sys.Affinity.parseList(cpuAffinity);
