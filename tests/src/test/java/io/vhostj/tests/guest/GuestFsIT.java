@@ -24,7 +24,7 @@ import io.vhostj.tests.BackendProcess;
  * qemu-system-common), in the same test run. vhostj must pass every check; the report lists
  * where the two differ. (flock between two guest processes passes on both: the C virtiofsd
  * leaves locks to the guest kernel, vhostj takes them on the host.) Not in it yet: fcntl locks
- * from the guest (no tool in the initramfs; the frontend test covers them) and the escape race.
+ * from the guest (no tool in the initramfs; the frontend test covers them).
  */
 @Tag("e2e")
 class GuestFsIT {
@@ -60,6 +60,12 @@ class GuestFsIT {
                 + " && ! /usr/bin/flock -n lk true && /usr/bin/flock -w 10 lk true"},
         {"no-dotdot-escape", "! cat ../outside.txt 2>/dev/null"},
         {"absolute-symlink-stays-in-guest", "[ \"$(cat escape 2>/dev/null)\" != host-secret ]"},
+        // a directory swapped for a symlink to the host directory that holds outside.txt, while
+        // another loop reads through it: the backend must never follow it on the host
+        {"symlink-swap-race", "mkdir -p race && ( for i in $(seq 200); do rm -rf race/x; mkdir race/x;"
+                + " echo inside > race/x/outside.txt; rm -rf race/x; ln -s $HOSTDIR race/x; done ) &"
+                + " for j in $(seq 400); do cat race/x/outside.txt 2>/dev/null; done > /tmp/race.out; wait;"
+                + " ! grep -q host-secret /tmp/race.out"},
     };
 
     @Test
@@ -122,7 +128,7 @@ class GuestFsIT {
         new Random(23).nextBytes(big);
         String sum = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(big));
         StringBuilder script = new StringBuilder("mkdir -p /mnt/fs\nmount -t virtiofs hostfs /mnt/fs\ncd /mnt/fs\n"
-                + "BIGSUM=" + sum + "\n"
+                + "BIGSUM=" + sum + "\nHOSTDIR=" + dir.toAbsolutePath() + "\n"
                 + "check() { if ( eval \"$2\" ) >/dev/null 2>&1; then echo \"CHECK $1 ok\"; else echo \"CHECK $1 fail\"; fi; }\n");
         for (String[] c : CHECKS) {
             script.append("check ").append(c[0]).append(" '").append(c[1].replace("'", "'\\''")).append("'\n");
