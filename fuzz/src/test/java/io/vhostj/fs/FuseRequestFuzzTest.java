@@ -75,7 +75,7 @@ public class FuseRequestFuzzTest {
         java.nio.file.Files.writeString(shared.resolve("file"), "content");
         java.nio.file.Files.createDirectory(shared.resolve("dir"));
         java.nio.file.Files.createSymbolicLink(shared.resolve("out"), root.resolve("outside.txt"));
-        fs = new Passthrough(shared, false, CachePolicy.AUTO);
+        fs = new Passthrough(shared, FsOptions.defaults().withXattr(true));
         fs.open();
     }
 

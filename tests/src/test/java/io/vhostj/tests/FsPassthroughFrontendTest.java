@@ -38,13 +38,18 @@ class FsPassthroughFrontendTest {
     }
 
     private FuseClient start(boolean readOnly) throws Exception {
+        return start(readOnly, true);
+    }
+
+    private FuseClient start(boolean readOnly, boolean xattr) throws Exception {
         Path shared = Files.createDirectory(dir.resolve("shared"));
         Files.writeString(shared.resolve("hello.txt"), "hello from the host\n");
         Files.createDirectory(shared.resolve("d"));
         Files.writeString(shared.resolve("d").resolve("inner"), "inner");
         Files.createSymbolicLink(shared.resolve("link"), Path.of("/etc/passwd"));
         Files.writeString(dir.resolve("outside"), "secret");
-        device = new FsDevice(shared, readOnly, "t", 1, 1024);
+        device = new FsDevice(shared, io.vhostj.fs.FsOptions.defaults().withReadOnly(readOnly).withXattr(xattr), "t", 1,
+                1024);
         device.open();
         Path socket = dir.resolve("fs.sock");
         server = VhostUserServer.listen(new VhostUserBackend(device, 20_000), socket);
@@ -310,6 +315,21 @@ class FsPassthroughFrontendTest {
             Native.zero(a, Fuse.GETXATTR_IN_SIZE);
             Native.copyFromArray(name, 0, a + Fuse.GETXATTR_IN_SIZE, name.length);
             assertEquals(-61 /* ENODATA */, c.request(Fuse.GETXATTR, node, Fuse.GETXATTR_IN_SIZE + name.length, 16 + 8, TIMEOUT));
+        }
+    }
+
+    @Test
+    void shouldAnswerEnosysToXattrsUnlessAskedForAsVirtiofsdDoes() throws Exception {
+        try (FuseClient c = start(false, false)) {
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            long a = c.in() + Fuse.IN_HEADER_SIZE;
+            Native.zero(a, Fuse.GETXATTR_IN_SIZE);
+            byte[] name = "user.x\0".getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(name, 0, a + Fuse.GETXATTR_IN_SIZE, name.length);
+            assertEquals(-Errno.ENOSYS, c.request(Fuse.GETXATTR, node, Fuse.GETXATTR_IN_SIZE + name.length, 64, TIMEOUT));
+            Native.zero(a, Fuse.GETXATTR_IN_SIZE);
+            assertEquals(-Errno.ENOSYS, c.request(Fuse.LISTXATTR, node, Fuse.GETXATTR_IN_SIZE, 64, TIMEOUT));
         }
     }
 

@@ -26,23 +26,11 @@ public final class FsDevice implements VirtioDevice {
 
     /** A device with no file system behind it: INIT only (for protocol tests). */
     public FsDevice(String tag, int requestQueues, int maxQueueSize) {
-        this(null, false, CachePolicy.AUTO, tag, requestQueues, maxQueueSize);
+        this(null, FsOptions.defaults(), tag, requestQueues, maxQueueSize);
     }
 
-    /**
-     * Exports {@code sharedDir} (opened now: throws if it cannot be). {@code null}: INIT only.
-     */
-    public FsDevice(Path sharedDir, boolean readOnly, String tag, int requestQueues, int maxQueueSize) {
-        this(sharedDir, readOnly, CachePolicy.AUTO, tag, requestQueues, maxQueueSize);
-    }
-
-    public FsDevice(Path sharedDir, boolean readOnly, CachePolicy cache, String tag, int requestQueues,
-            int maxQueueSize) {
-        this(sharedDir, readOnly, cache, true, tag, requestQueues, maxQueueSize);
-    }
-
-    public FsDevice(Path sharedDir, boolean readOnly, CachePolicy cache, boolean readdirplus, String tag,
-            int requestQueues, int maxQueueSize) {
+    /** Exports {@code sharedDir} ({@link #open()} opens it); {@code null}: INIT only. */
+    public FsDevice(Path sharedDir, FsOptions options, String tag, int requestQueues, int maxQueueSize) {
         if (tag != null && tag.getBytes(StandardCharsets.UTF_8).length > VirtioFs.TAG_BYTES) {
             throw new IllegalArgumentException("the tag is longer than " + VirtioFs.TAG_BYTES + " bytes");
         }
@@ -52,7 +40,7 @@ public final class FsDevice implements VirtioDevice {
         this.tag = tag;
         this.requestQueues = requestQueues;
         this.maxQueueSize = maxQueueSize;
-        this.fs = sharedDir == null ? null : new Passthrough(sharedDir, readOnly, cache, readdirplus);
+        this.fs = sharedDir == null ? null : new Passthrough(sharedDir, options);
     }
 
     /** Opens the shared directory; call once before serving. */

@@ -17,9 +17,8 @@ import picocli.CommandLine.Option;
 /** {@code vhostj fs}: a vhost-user-fs backend exporting a host directory (work in progress, issue 3). */
 @Command(name = "vhostj fs", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"vhost-user-fs backend (virtiofsd's role): exports a host directory to a VM.",
-            "Work in progress (issue 3): files and directories can be read, created, written, renamed and",
-            "removed; no locks, xattrs or sandbox yet, files are created with this process's uid/gid, and",
-            "most virtiofsd options are not there yet.",
+            "Work in progress (issue 3): the FUSE operations a Linux guest uses, POSIX and flock locks, and",
+            "xattrs (with --xattr) are served; no sandbox yet (--sandbox none only), no file handles.",
             "QEMU side: -chardev socket,id=c0,path=SOCK -device vhost-user-fs-pci,chardev=c0,tag=TAG",
             "(guest RAM must be shared: -object memory-backend-memfd,share=on)"})
 public final class FsMain implements Callable<Integer> {
@@ -57,13 +56,14 @@ public final class FsMain implements Callable<Integer> {
             description = "Only 'none' so far (namespace and chroot are not implemented yet: refused, not faked).")
     String sandbox;
 
-    @Option(names = "--xattr", description = "Accepted; extended attributes are not implemented yet (ENOSYS).")
+    @Option(names = "--xattr", description = "Serve extended attributes (off by default, as in virtiofsd: ENOSYS).")
     boolean xattr;
 
-    @Option(names = "--no-xattr", description = "No extended attributes (what is served today anyway).")
+    @Option(names = "--no-xattr", description = "No extended attributes (the default).")
     boolean noXattr;
 
-    @Option(names = "--posix-acl", description = "Accepted; POSIX ACLs are not implemented yet (ENOSYS).")
+    @Option(names = "--posix-acl", description = "Serve the ACL xattrs as stored (implies --xattr); "
+            + "FUSE_POSIX_ACL is not negotiated yet, so the guest does not enforce them.")
     boolean posixAcl;
 
     @Option(names = "--announce-submounts", description = "Accepted; submounts are not announced yet.")
@@ -166,8 +166,9 @@ public final class FsMain implements Callable<Integer> {
         }
         FsDevice device;
         try {
-            device = new FsDevice(sharedDir.toAbsolutePath(), readOnly, cachePolicy, !noReaddirplus, tag, requestQueues,
-                    queueSize);
+            device = new FsDevice(sharedDir.toAbsolutePath(),
+                    new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr), tag,
+                    requestQueues, queueSize);
             device.open();
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
@@ -177,13 +178,11 @@ public final class FsMain implements Callable<Integer> {
             return 1;
         }
         org.slf4j.Logger log = LoggerFactory.getLogger(FsMain.class);
-        if (xattr || posixAcl) {
-            log.warn("fs: --xattr/--posix-acl accepted, but extended attributes are not implemented yet (ENOSYS)");
-        }
         if (seccomp != null && !seccomp.equals("none")) {
             log.warn("fs: --seccomp {} accepted, but no seccomp filter is installed yet", seccomp);
         }
-        log.info("fs: cache {}, {} request queue(s)", cachePolicy, requestQueues);
+        log.info("fs: cache {}, xattrs {}, {} request queue(s)", cachePolicy,
+                (xattr || posixAcl) && !noXattr ? "on" : "off", requestQueues);
         log.warn("fs: exporting {}{}, unsandboxed (work in progress); "
                 + "names are resolved one component at a time with O_NOFOLLOW", sharedDir.toAbsolutePath(),
                 readOnly ? " read-only" : "");

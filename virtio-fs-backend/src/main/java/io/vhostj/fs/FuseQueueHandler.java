@@ -116,13 +116,14 @@ final class FuseQueueHandler implements QueueHandler {
                 case Fuse.GETLK -> getlk();
                 case Fuse.SETLK, Fuse.SETLKW -> setlk(opcode == Fuse.SETLKW);
                 case Fuse.READLINK -> readlink();
-                case Fuse.GETXATTR, Fuse.LISTXATTR -> getxattr(opcode);
+                case Fuse.GETXATTR, Fuse.LISTXATTR -> fs.xattr() ? getxattr(opcode) : error(Errno.ENOSYS);
                 case Fuse.ACCESS -> access();
                 case Fuse.LSEEK -> lseek();
                 case Fuse.CREATE, Fuse.MKDIR, Fuse.MKNOD, Fuse.SYMLINK, Fuse.LINK, Fuse.UNLINK, Fuse.RMDIR,
                         Fuse.RENAME, Fuse.RENAME2, Fuse.SETATTR, Fuse.WRITE, Fuse.FSYNC, Fuse.FSYNCDIR,
                         Fuse.FALLOCATE, Fuse.SETXATTR, Fuse.REMOVEXATTR, Fuse.COPY_FILE_RANGE, Fuse.TMPFILE ->
-                        fs.readOnly() ? error(Errno.EROFS) : write(opcode);
+                        (opcode == Fuse.SETXATTR || opcode == Fuse.REMOVEXATTR) && !fs.xattr() ? error(Errno.ENOSYS)
+                                : fs.readOnly() ? error(Errno.EROFS) : write(opcode);
                 case Fuse.SYNCFS -> syncfs();
                 default -> error(Errno.ENOSYS);
             };

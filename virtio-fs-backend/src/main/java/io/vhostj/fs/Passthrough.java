@@ -54,33 +54,29 @@ final class Passthrough implements AutoCloseable {
     private final AtomicLong nextId = new AtomicLong(Fuse.ROOT_ID + 1);
     private final AtomicLong nextHandle = new AtomicLong(1);
     private final Path sharedDir;
-    private final boolean readOnly;
-    private final CachePolicy cache;
-    private final boolean readdirplus;
+    private final FsOptions options;
     private Inode root;
 
-    Passthrough(Path sharedDir, boolean readOnly, CachePolicy cache) {
-        this(sharedDir, readOnly, cache, true);
+    Passthrough(Path sharedDir, FsOptions options) {
+        this.sharedDir = sharedDir;
+        this.options = options;
     }
 
-    Passthrough(Path sharedDir, boolean readOnly, CachePolicy cache, boolean readdirplus) {
-        this.sharedDir = sharedDir;
-        this.readOnly = readOnly;
-        this.cache = cache;
-        this.readdirplus = readdirplus;
+    boolean readOnly() {
+        return options.readOnly();
+    }
+
+    CachePolicy cache() {
+        return options.cache();
+    }
+
+    boolean xattr() {
+        return options.xattr();
     }
 
     /** Whether READDIRPLUS is offered (virtiofsd's --no-readdirplus turns it off). */
     boolean readdirplus() {
-        return readdirplus;
-    }
-
-    CachePolicy cache() {
-        return cache;
-    }
-
-    boolean readOnly() {
-        return readOnly;
+        return options.readdirplus();
     }
 
     /** Opens the shared directory as node 1 (again after DESTROY or a reset). */
