@@ -22,6 +22,10 @@ import io.vhostj.vhostuser.sys.Native;
 
 /** The read-only passthrough operations through vhostj's frontend, on a real directory. */
 class FsPassthroughFrontendTest {
+    static int lookupForTest(FuseClient c, long parent, String name) throws Exception {
+        return lookup(c, parent, name);
+    }
+
     private static final long TIMEOUT = 5_000_000_000L;
     private static final int S_IFMT = 0xf000;
     private static final int S_IFREG = 0x8000;
@@ -33,7 +37,16 @@ class FsPassthroughFrontendTest {
     private Thread thread;
     private FsDevice device;
 
-    private FuseClient start() throws Exception {
+    /** The options under test; {@link FsFileHandlesFrontendTest} keeps inodes as file handles. */
+    io.vhostj.fs.FsOptions baseOptions() {
+        return io.vhostj.fs.FsOptions.defaults();
+    }
+
+    FsDevice device() {
+        return device;
+    }
+
+    FuseClient start() throws Exception {
         return start(false);
     }
 
@@ -48,8 +61,7 @@ class FsPassthroughFrontendTest {
         Files.writeString(shared.resolve("d").resolve("inner"), "inner");
         Files.createSymbolicLink(shared.resolve("link"), Path.of("/etc/passwd"));
         Files.writeString(dir.resolve("outside"), "secret");
-        device = new FsDevice(shared, io.vhostj.fs.FsOptions.defaults().withReadOnly(readOnly).withXattr(xattr), "t", 1,
-                1024);
+        device = new FsDevice(shared, baseOptions().withReadOnly(readOnly).withXattr(xattr), "t", 1, 1024);
         device.open();
         Path socket = dir.resolve("fs.sock");
         server = VhostUserServer.listen(new VhostUserBackend(device, 20_000), socket);

@@ -50,6 +50,16 @@ public final class FsDevice implements VirtioDevice {
         }
     }
 
+    /** Whether inodes are kept as file handles (after {@link #open()}). */
+    public boolean usesFileHandles() {
+        return fs != null && fs.usesFileHandles();
+    }
+
+    /** Descriptors open for inodes (with file handles: the root's only), for tests. */
+    public int inodeDescriptors() {
+        return fs == null ? 0 : fs.inodeDescriptors();
+    }
+
     /** Descriptors held for the guest (inodes and handles; the root counts one), for tests. */
     public int heldDescriptors() {
         return fs == null ? 0 : fs.descriptors();

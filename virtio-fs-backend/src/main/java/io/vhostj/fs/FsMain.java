@@ -80,8 +80,9 @@ public final class FsMain implements Callable<Integer> {
     String seccomp;
 
     @Option(names = "--inode-file-handles", paramLabel = "MODE", arity = "0..1", fallbackValue = "prefer",
-            description = "never, or prefer (accepted: falls back to O_PATH descriptors, all that is implemented); "
-                    + "mandatory is refused until file handles are implemented.")
+            description = "never (default: an O_PATH descriptor per inode the guest holds), or prefer (file handles "
+                    + "where the file system and CAP_DAC_READ_SEARCH allow, so huge trees do not exhaust descriptors); "
+                    + "mandatory is not implemented yet.")
     String inodeFileHandles;
 
     @Option(names = "--writeback", description = "Accepted; the FUSE writeback cache is not enabled yet.")
@@ -167,7 +168,8 @@ public final class FsMain implements Callable<Integer> {
         FsDevice device;
         try {
             device = new FsDevice(sharedDir.toAbsolutePath(),
-                    new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr), tag,
+                    new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr,
+                            "prefer".equals(inodeFileHandles)), tag,
                     requestQueues, queueSize);
             device.open();
         } catch (IllegalArgumentException e) {
@@ -181,8 +183,13 @@ public final class FsMain implements Callable<Integer> {
         if (seccomp != null && !seccomp.equals("none")) {
             log.warn("fs: --seccomp {} accepted, but no seccomp filter is installed yet", seccomp);
         }
-        log.info("fs: cache {}, xattrs {}, {} request queue(s)", cachePolicy,
-                (xattr || posixAcl) && !noXattr ? "on" : "off", requestQueues);
+        log.info("fs: cache {}, xattrs {}, inodes as {}, {} request queue(s)", cachePolicy,
+                (xattr || posixAcl) && !noXattr ? "on" : "off", device.usesFileHandles() ? "file handles" : "descriptors",
+                requestQueues);
+        if ("prefer".equals(inodeFileHandles) && !device.usesFileHandles()) {
+            log.warn("fs: --inode-file-handles=prefer, but {} has no file handles (or CAP_DAC_READ_SEARCH is missing): "
+                    + "using descriptors", sharedDir);
+        }
         log.warn("fs: exporting {}{}, unsandboxed (work in progress); "
                 + "names are resolved one component at a time with O_NOFOLLOW", sharedDir.toAbsolutePath(),
                 readOnly ? " read-only" : "");

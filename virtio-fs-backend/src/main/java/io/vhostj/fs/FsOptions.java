@@ -7,18 +7,24 @@ package io.vhostj.fs;
  * @param cache       name, attribute and data caching ({@code --cache})
  * @param readdirplus READDIRPLUS offered (off with {@code --no-readdirplus})
  * @param xattr       extended attributes served (virtiofsd's default is off; {@code --xattr})
+ * @param fileHandles inodes the guest holds are kept as file handles, not open descriptors,
+ *                    where the file system has them ({@code --inode-file-handles=prefer})
  */
-public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus, boolean xattr) {
-    /** virtiofsd's defaults: writable, cache=auto, READDIRPLUS, no xattrs. */
+public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus, boolean xattr, boolean fileHandles) {
+    /** virtiofsd's defaults: writable, cache=auto, READDIRPLUS, no xattrs, descriptors. */
     public static FsOptions defaults() {
-        return new FsOptions(false, CachePolicy.AUTO, true, false);
+        return new FsOptions(false, CachePolicy.AUTO, true, false, false);
     }
 
     public FsOptions withReadOnly(boolean value) {
-        return new FsOptions(value, cache, readdirplus, xattr);
+        return new FsOptions(value, cache, readdirplus, xattr, fileHandles);
     }
 
     public FsOptions withXattr(boolean value) {
-        return new FsOptions(readOnly, cache, readdirplus, value);
+        return new FsOptions(readOnly, cache, readdirplus, value, fileHandles);
+    }
+
+    public FsOptions withFileHandles(boolean value) {
+        return new FsOptions(readOnly, cache, readdirplus, xattr, value);
     }
 }

@@ -64,6 +64,45 @@ final class FuseQueueHandler implements QueueHandler {
 
     @Override
     public int handle(DescriptorChain chain) throws ChainException {
+        try {
+            return serve(chain);
+        } finally {
+            closeTemporaries();
+        }
+    }
+
+    // descriptors opened from file handles for the request being served, closed after it
+    private final int[] temporaries = new int[4];
+    private final Passthrough.Inode[] temporaryOf = new Passthrough.Inode[4];
+    private int temporaryCount;
+
+    /** An O_PATH descriptor on {@code inode} for this request (see {@link Passthrough#pathFd}). */
+    private int fd(Passthrough.Inode inode) throws NativeException {
+        if (!Passthrough.isTemporary(inode)) {
+            return inode.fd;
+        }
+        for (int i = 0; i < temporaryCount; i++) {
+            if (temporaryOf[i] == inode) {
+                return temporaries[i];
+            }
+        }
+        if (temporaryCount == temporaries.length) {
+            throw new IllegalStateException("more than " + temporaries.length + " inodes in one request");
+        }
+        int fd = fs.pathFd(inode);
+        temporaryOf[temporaryCount] = inode;
+        temporaries[temporaryCount++] = fd;
+        return fd;
+    }
+
+    private void closeTemporaries() {
+        while (temporaryCount > 0) {
+            temporaryOf[--temporaryCount] = null;
+            Native.LIBC.close(temporaries[temporaryCount]);
+        }
+    }
+
+    private int serve(DescriptorChain chain) throws ChainException {
         if (!request.parse(chain)) {
             if (!request.canReply()) {
                 throw new ChainException("FUSE request without room for a reply header");
@@ -146,7 +185,7 @@ final class FuseQueueHandler implements QueueHandler {
         if (length < 0) {
             return error(-length);
         }
-        int fd = FsIo.openat(parent.fd, name, FsIo.O_PATH | FsIo.O_NOFOLLOW);
+        int fd = FsIo.openat(fd(parent), name, FsIo.O_PATH | FsIo.O_NOFOLLOW);
         try {
             FsIo.fstatat(fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
         } catch (NativeException e) {
@@ -168,7 +207,7 @@ final class FuseQueueHandler implements QueueHandler {
         if (inode == null) {
             return error(Errno.EBADF);
         }
-        FsIo.fstatat(inode.fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        FsIo.fstatat(fd(inode), Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
         long out = reply + Fuse.OUT_HEADER_SIZE;
         Native.zero(out, Fuse.ATTR_OUT_SIZE);
         Native.putLong(out + Fuse.ATTR_OUT_VALID, fs.cache().timeoutSeconds);
@@ -182,7 +221,7 @@ final class FuseQueueHandler implements QueueHandler {
             return error(Errno.EBADF);
         }
         long buf = stat + FsIo.STAT_SIZE;
-        FsIo.fstatfs(inode.fd, buf);
+        FsIo.fstatfs(fd(inode), buf);
         long out = reply + Fuse.OUT_HEADER_SIZE;
         Native.zero(out, Fuse.STATFS_OUT_SIZE);
         Native.putLong(out + Fuse.STATFS_BLOCKS, Native.getLong(buf + FsIo.F_BLOCKS));
@@ -206,7 +245,7 @@ final class FuseQueueHandler implements QueueHandler {
         if ((flags & 3) != 0 && fs.readOnly()) {
             return error(Errno.EROFS);
         }
-        int fd = fs.reopen(inode, flags, name);
+        int fd = fs.reopen(fd(inode), flags, name);
         long out = reply + Fuse.OUT_HEADER_SIZE;
         Native.zero(out, Fuse.OPEN_OUT_SIZE);
         Native.putLong(out + Fuse.OPEN_OUT_FH, fs.addHandle(fd));
@@ -307,7 +346,7 @@ final class FuseQueueHandler implements QueueHandler {
         if (inode == null) {
             return error(Errno.EBADF);
         }
-        int fd = fs.locks.ownerFd(fs, inode, request.argLong(Fuse.LK_IN_OWNER), proc);
+        int fd = fs.locks.ownerFd(fs, inode, fd(inode), request.argLong(Fuse.LK_IN_OWNER), proc);
         int lk = Fuse.LK_IN_LOCK;
         Locks.toFlock(flock, request.argLong(lk + Fuse.LOCK_START), request.argLong(lk + Fuse.LOCK_END),
                 request.argInt(lk + Fuse.LOCK_TYPE));
@@ -354,7 +393,7 @@ final class FuseQueueHandler implements QueueHandler {
                     | FsIo.LOCK_NB;
             attempt = () -> FsIo.flock(fd, op);
         } else {
-            int fd = fs.locks.ownerFd(fs, inode, request.argLong(Fuse.LK_IN_OWNER), proc);
+            int fd = fs.locks.ownerFd(fs, inode, fd(inode), request.argLong(Fuse.LK_IN_OWNER), proc);
             long start = request.argLong(lk + Fuse.LOCK_START);
             long end = request.argLong(lk + Fuse.LOCK_END);
             long buf = Native.allocate(FsIo.FLOCK_SIZE); // the waiter thread may need it after we return
@@ -545,7 +584,7 @@ final class FuseQueueHandler implements QueueHandler {
         if (inode == null) {
             return error(Errno.EBADF);
         }
-        int n = FsIo.readlinkat(inode.fd, Passthrough.emptyName(), reply + Fuse.OUT_HEADER_SIZE, NAME_MAX);
+        int n = FsIo.readlinkat(fd(inode), Passthrough.emptyName(), reply + Fuse.OUT_HEADER_SIZE, NAME_MAX);
         return ok(n);
     }
 
@@ -573,6 +612,10 @@ final class FuseQueueHandler implements QueueHandler {
         if (!creates || !SWITCH_IDS) {
             return change(opcode);
         }
+        Passthrough.Inode parent = node();
+        if (parent != null) {
+            fd(parent); // opening by file handle needs CAP_DAC_READ_SEARCH, which the guest's ids do not have
+        }
         FsIo.switchFsIds(request.uid(), request.gid());
         try {
             return change(opcode);
@@ -594,11 +637,11 @@ final class FuseQueueHandler implements QueueHandler {
                     return error(-n);
                 }
                 int flags = request.argInt(Fuse.CREATE_IN_FLAGS);
-                int fd = FsIo.openat(inode.fd, name, (flags | Passthrough.O_CREAT | FsIo.O_NOFOLLOW)
+                int fd = FsIo.openat(fd(inode), name, (flags | Passthrough.O_CREAT | FsIo.O_NOFOLLOW)
                         & ~Passthrough.O_NOCTTY, request.argInt(Fuse.CREATE_IN_MODE));
                 int entry;
                 try {
-                    entry = entry(inode.fd, name);
+                    entry = entry(fd(inode), name);
                 } catch (NativeException e) {
                     Native.LIBC.close(fd);
                     throw e;
@@ -615,12 +658,12 @@ final class FuseQueueHandler implements QueueHandler {
                     return error(-n);
                 }
                 if (opcode == Fuse.MKDIR) {
-                    FsIo.mkdirat(inode.fd, name, request.argInt(Fuse.MKDIR_IN_MODE));
+                    FsIo.mkdirat(fd(inode), name, request.argInt(Fuse.MKDIR_IN_MODE));
                 } else {
-                    FsIo.mknodat(inode.fd, name, request.argInt(Fuse.MKNOD_IN_MODE),
+                    FsIo.mknodat(fd(inode), name, request.argInt(Fuse.MKNOD_IN_MODE),
                             request.argInt(Fuse.MKNOD_IN_RDEV) & 0xffff_ffffL);
                 }
-                return ok(entry(inode.fd, name));
+                return ok(entry(fd(inode), name));
             }
             case Fuse.SYMLINK -> {
                 int n = readName(0);
@@ -631,8 +674,8 @@ final class FuseQueueHandler implements QueueHandler {
                 if (t < 0) {
                     return error(-t);
                 }
-                FsIo.symlinkat(name2, inode.fd, name);
-                return ok(entry(inode.fd, name));
+                FsIo.symlinkat(name2, fd(inode), name);
+                return ok(entry(fd(inode), name));
             }
             case Fuse.LINK -> {
                 Passthrough.Inode old = fs.inode(request.argLong(Fuse.LINK_IN_OLDNODEID));
@@ -643,15 +686,15 @@ final class FuseQueueHandler implements QueueHandler {
                 if (n < 0) {
                     return error(-n);
                 }
-                FsIo.linkat(FsIo.AT_FDCWD, procPath(old.fd), inode.fd, name, FsIo.AT_SYMLINK_FOLLOW);
-                return ok(entry(inode.fd, name));
+                FsIo.linkat(FsIo.AT_FDCWD, procPath(fd(old)), fd(inode), name, FsIo.AT_SYMLINK_FOLLOW);
+                return ok(entry(fd(inode), name));
             }
             case Fuse.UNLINK, Fuse.RMDIR -> {
                 int n = readName(0);
                 if (n < 0) {
                     return error(-n);
                 }
-                FsIo.unlinkat(inode.fd, name, opcode == Fuse.RMDIR ? FsIo.AT_REMOVEDIR : 0);
+                FsIo.unlinkat(fd(inode), name, opcode == Fuse.RMDIR ? FsIo.AT_REMOVEDIR : 0);
                 return ok(0);
             }
             case Fuse.RENAME, Fuse.RENAME2 -> {
@@ -668,7 +711,7 @@ final class FuseQueueHandler implements QueueHandler {
                     return error(-m);
                 }
                 int flags = opcode == Fuse.RENAME2 ? request.argInt(Fuse.RENAME2_IN_FLAGS) : 0;
-                FsIo.renameat2(inode.fd, name, newDir.fd, name2, flags);
+                FsIo.renameat2(fd(inode), name, fd(newDir), name2, flags);
                 return ok(0);
             }
             case Fuse.SETATTR -> {
@@ -742,7 +785,7 @@ final class FuseQueueHandler implements QueueHandler {
             case Fuse.TMPFILE -> {
                 int flags = request.argInt(Fuse.CREATE_IN_FLAGS);
                 Native.putShort(name, (short) '.'); // ".\0"
-                int fd = FsIo.openat(inode.fd, name, (flags | O_TMPFILE) & ~(Passthrough.O_CREAT | Passthrough.O_NOCTTY),
+                int fd = FsIo.openat(fd(inode), name, (flags | O_TMPFILE) & ~(Passthrough.O_CREAT | Passthrough.O_NOCTTY),
                         request.argInt(Fuse.CREATE_IN_MODE));
                 int entry;
                 try {
@@ -797,12 +840,12 @@ final class FuseQueueHandler implements QueueHandler {
      * the fd or a negated errno; the caller closes it.
      */
     private int xattrFd(Passthrough.Inode inode) throws NativeException {
-        FsIo.fstatat(inode.fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        FsIo.fstatat(fd(inode), Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
         int type = Native.getInt(stat + FsIo.ST_MODE) & 0xf000;
         if (type != 0x8000 && type != 0x4000) {
             return -Errno.ENOTSUP;
         }
-        return fs.reopen(inode, 0 /* O_RDONLY */ | 0x800 /* O_NONBLOCK */, proc);
+        return fs.reopen(fd(inode), 0 /* O_RDONLY */ | 0x800 /* O_NONBLOCK */, proc);
     }
 
     /** GETXATTR / LISTXATTR: size 0 asks for the length; otherwise the bytes, or ERANGE. */
@@ -845,7 +888,7 @@ final class FuseQueueHandler implements QueueHandler {
         if (inode == null) {
             return error(Errno.EBADF);
         }
-        FsIo.faccessat(FsIo.AT_FDCWD, procPath(inode.fd), request.argInt(Fuse.ACCESS_IN_MASK), 0);
+        FsIo.faccessat(FsIo.AT_FDCWD, procPath(fd(inode)), request.argInt(Fuse.ACCESS_IN_MASK), 0);
         return ok(0);
     }
 
@@ -864,7 +907,7 @@ final class FuseQueueHandler implements QueueHandler {
         if (inode == null) {
             return error(Errno.EBADF);
         }
-        int fd = fs.reopen(inode, 0x800 /* O_RDONLY|O_NONBLOCK */, proc);
+        int fd = fs.reopen(fd(inode), 0x800 /* O_RDONLY|O_NONBLOCK */, proc);
         try {
             FsIo.syncfs(fd);
         } finally {
@@ -907,10 +950,10 @@ final class FuseQueueHandler implements QueueHandler {
     private int setattr(Passthrough.Inode inode) throws ChainException, NativeException {
         int valid = request.argInt(Fuse.SETATTR_IN_VALID);
         if ((valid & FATTR_MODE) != 0) {
-            FsIo.fchmodat(FsIo.AT_FDCWD, procPath(inode.fd), request.argInt(Fuse.SETATTR_IN_MODE), 0);
+            FsIo.fchmodat(FsIo.AT_FDCWD, procPath(fd(inode)), request.argInt(Fuse.SETATTR_IN_MODE), 0);
         }
         if ((valid & (FATTR_UID | FATTR_GID)) != 0) {
-            FsIo.fchownat(inode.fd, Passthrough.emptyName(),
+            FsIo.fchownat(fd(inode), Passthrough.emptyName(),
                     (valid & FATTR_UID) != 0 ? request.argInt(Fuse.SETATTR_IN_UID) : -1,
                     (valid & FATTR_GID) != 0 ? request.argInt(Fuse.SETATTR_IN_GID) : -1,
                     FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
@@ -921,7 +964,7 @@ final class FuseQueueHandler implements QueueHandler {
             if (fd >= 0) {
                 Native.check("ftruncate", Native.LIBC.ftruncate(fd, size));
             } else {
-                int tmp = fs.reopen(inode, 1 /* O_WRONLY */, proc);
+                int tmp = fs.reopen(fd(inode), 1 /* O_WRONLY */, proc);
                 try {
                     Native.check("ftruncate", Native.LIBC.ftruncate(tmp, size));
                 } finally {
@@ -932,7 +975,7 @@ final class FuseQueueHandler implements QueueHandler {
         if ((valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) != 0) {
             putTime(times, valid, FATTR_ATIME, FATTR_ATIME_NOW, Fuse.SETATTR_IN_ATIME, Fuse.SETATTR_IN_ATIMENSEC);
             putTime(times + 16, valid, FATTR_MTIME, FATTR_MTIME_NOW, Fuse.SETATTR_IN_MTIME, Fuse.SETATTR_IN_MTIMENSEC);
-            FsIo.utimensat(FsIo.AT_FDCWD, procPath(inode.fd), times, 0);
+            FsIo.utimensat(FsIo.AT_FDCWD, procPath(fd(inode)), times, 0);
         }
         return getattr();
     }

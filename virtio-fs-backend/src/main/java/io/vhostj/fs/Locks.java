@@ -19,7 +19,8 @@ final class Locks {
     private final Map<Key, Integer> fds = new ConcurrentHashMap<>();
 
     /** The owner's descriptor on {@code inode}, opened on first use (read-write where permitted). */
-    synchronized int ownerFd(Passthrough fs, Passthrough.Inode inode, long owner, long scratch) throws NativeException {
+    synchronized int ownerFd(Passthrough fs, Passthrough.Inode inode, int pathFd, long owner, long scratch)
+            throws NativeException {
         Key key = new Key(inode.id, owner);
         Integer fd = fds.get(key);
         if (fd != null) {
@@ -27,9 +28,9 @@ final class Locks {
         }
         int opened;
         try {
-            opened = fs.reopen(inode, 2 /* O_RDWR */, scratch);
+            opened = fs.reopen(pathFd, 2 /* O_RDWR */, scratch);
         } catch (NativeException e) {
-            opened = fs.reopen(inode, 0 /* O_RDONLY */, scratch);
+            opened = fs.reopen(pathFd, 0 /* O_RDONLY */, scratch);
         }
         fds.put(key, opened);
         return opened;

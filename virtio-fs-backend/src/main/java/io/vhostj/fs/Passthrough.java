@@ -21,20 +21,34 @@ import io.vhostj.vhostuser.sys.NativeException;
  * the credentials switch (files are created with the backend's own uid/gid for now) come later.
  */
 final class Passthrough implements AutoCloseable {
-    /** An inode the guest holds: its node id, our O_PATH descriptor, how many lookups it owes us. */
+    /**
+     * An inode the guest holds: its node id, how many lookups it owes us, and either our O_PATH
+     * descriptor or (with file handles) a file handle to reopen it by ({@code fd} is then -1).
+     */
     static final class Inode {
         final long id;
         final int fd;
+        final long handle; // native struct file_handle, or 0
         final long dev;
         final long ino;
         long lookups; // guarded by the table
 
-        Inode(long id, int fd, long dev, long ino, long lookups) {
+        Inode(long id, int fd, long handle, long dev, long ino, long lookups) {
             this.id = id;
             this.fd = fd;
+            this.handle = handle;
             this.dev = dev;
             this.ino = ino;
             this.lookups = lookups;
+        }
+
+        void close() {
+            if (fd >= 0) {
+                Native.LIBC.close(fd);
+            }
+            if (handle != 0) {
+                Native.free(handle);
+            }
         }
     }
 
@@ -56,6 +70,10 @@ final class Passthrough implements AutoCloseable {
     private final Path sharedDir;
     private final FsOptions options;
     private Inode root;
+    /** Whether inodes are kept as file handles (asked for, and the file system and privileges allow it). */
+    private volatile boolean useFileHandles;
+    /** open_by_handle_at's mount_fd: a real (not O_PATH) descriptor of the shared directory. */
+    private int mountFd = -1;
 
     Passthrough(Path sharedDir, FsOptions options) {
         this.sharedDir = sharedDir;
@@ -91,8 +109,23 @@ final class Passthrough implements AutoCloseable {
             Native.putByte(scratch + FsIo.STAT_SIZE + path.length, (byte) 0);
             int fd = FsIo.openat(FsIo.AT_FDCWD, scratch + FsIo.STAT_SIZE, FsIo.O_PATH | FsIo.O_DIRECTORY);
             FsIo.fstatat(fd, emptyName(), scratch, FsIo.AT_EMPTY_PATH);
-            root = new Inode(Fuse.ROOT_ID, fd, Native.getLong(scratch + FsIo.ST_DEV), Native.getLong(scratch + FsIo.ST_INO),
-                    Long.MAX_VALUE / 2);
+            root = new Inode(Fuse.ROOT_ID, fd, 0, Native.getLong(scratch + FsIo.ST_DEV),
+                    Native.getLong(scratch + FsIo.ST_INO), Long.MAX_VALUE / 2);
+            if (options.fileHandles()) {
+                mountFd = reopen(fd, FsIo.O_DIRECTORY, scratch + FsIo.STAT_SIZE);
+                long probe = Native.allocate(FsIo.FILE_HANDLE_HEADER + FsIo.MAX_HANDLE_SZ + 8);
+                try {
+                    int rc = FsIo.nameToHandle(fd, probe, probe + FsIo.FILE_HANDLE_HEADER + FsIo.MAX_HANDLE_SZ);
+                    useFileHandles = rc > 0;
+                    if (rc > 0) {
+                        Native.LIBC.close(FsIo.openByHandle(mountFd, probe, FsIo.O_PATH)); // CAP_DAC_READ_SEARCH?
+                    }
+                } catch (NativeException e) {
+                    useFileHandles = false;
+                } finally {
+                    Native.free(probe);
+                }
+            }
             byId.put(root.id, root);
             byKey.put(new Key(root.dev, root.ino), root);
         } finally {
@@ -124,7 +157,19 @@ final class Passthrough implements AutoCloseable {
             known.lookups++;
             return known;
         }
-        Inode inode = new Inode(nextId.getAndIncrement(), fd, key.dev(), key.ino(), 1);
+        long handle = 0;
+        if (useFileHandles) {
+            long buf = Native.allocate(FsIo.FILE_HANDLE_HEADER + FsIo.MAX_HANDLE_SZ + 8);
+            int size = FsIo.nameToHandle(fd, buf, buf + FsIo.FILE_HANDLE_HEADER + FsIo.MAX_HANDLE_SZ);
+            if (size > 0) {
+                handle = Native.allocate(size);
+                Native.copy(buf, handle, size);
+                Native.LIBC.close(fd);
+                fd = -1;
+            }
+            Native.free(buf);
+        }
+        Inode inode = new Inode(nextId.getAndIncrement(), fd, handle, key.dev(), key.ino(), 1);
         byId.put(inode.id, inode);
         byKey.put(key, inode);
         return inode;
@@ -141,7 +186,7 @@ final class Passthrough implements AutoCloseable {
             locks.forgetInode(nodeId);
             byId.remove(nodeId);
             byKey.remove(new Key(inode.dev, inode.ino));
-            Native.LIBC.close(inode.fd);
+            inode.close();
         }
     }
 
@@ -171,8 +216,8 @@ final class Passthrough implements AutoCloseable {
      * Reopens inode {@code inode} with real access {@code flags} through /proc/self/fd (an O_PATH
      * descriptor cannot read), never following a symlink that replaced it.
      */
-    int reopen(Inode inode, int flags, long scratch) throws NativeException {
-        byte[] path = ("/proc/self/fd/" + inode.fd).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    int reopen(int pathFd, int flags, long scratch) throws NativeException {
+        byte[] path = ("/proc/self/fd/" + pathFd).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
         Native.copyFromArray(path, 0, scratch, path.length);
         Native.putByte(scratch + path.length, (byte) 0);
         return FsIo.openat(FsIo.AT_FDCWD, scratch, flags & ~(FsIo.O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY));
@@ -187,7 +232,7 @@ final class Passthrough implements AutoCloseable {
         locks.clear();
         for (Inode inode : byId.values()) {
             if (inode != root) {
-                Native.LIBC.close(inode.fd);
+                inode.close();
             }
         }
         byId.clear();
@@ -200,6 +245,32 @@ final class Passthrough implements AutoCloseable {
         handles.clear();
     }
 
+    /**
+     * An O_PATH descriptor on {@code inode} now: its own, or one opened from its file handle
+     * (the caller closes that one: see {@link #isTemporary}).
+     */
+    int pathFd(Inode inode) throws NativeException {
+        return inode.fd >= 0 ? inode.fd : FsIo.openByHandle(mountFd, inode.handle, FsIo.O_PATH);
+    }
+
+    static boolean isTemporary(Inode inode) {
+        return inode.fd < 0;
+    }
+
+    /** Whether inodes are kept as file handles. */
+    boolean usesFileHandles() {
+        return useFileHandles;
+    }
+
+    /** Descriptors open for inodes (not handles), for tests. */
+    synchronized int inodeDescriptors() {
+        int n = 0;
+        for (Inode i : byId.values()) {
+            n += i.fd >= 0 ? 1 : 0;
+        }
+        return n;
+    }
+
     /** Open descriptors held for the guest (inodes and handles), for tests. */
     int descriptors() {
         return byId.size() + handles.size();
@@ -208,6 +279,10 @@ final class Passthrough implements AutoCloseable {
     @Override
     public synchronized void close() {
         reset();
+        if (mountFd >= 0) {
+            Native.LIBC.close(mountFd);
+            mountFd = -1;
+        }
         if (root != null) {
             Native.LIBC.close(root.fd);
             byId.clear();

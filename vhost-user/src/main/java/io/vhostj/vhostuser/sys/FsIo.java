@@ -242,4 +242,26 @@ public final class FsIo {
         int rc = Native.LIBC.flock(fd, operation);
         return rc < 0 ? -Native.errno() : 0;
     }
+
+    /** struct file_handle: u32 handle_bytes, s32 handle_type, then the handle; MAX_HANDLE_SZ is 128. */
+    public static final int FILE_HANDLE_HEADER = 8;
+    public static final int MAX_HANDLE_SZ = 128;
+
+    /**
+     * name_to_handle_at(fd, "", AT_EMPTY_PATH) into {@code handle} (room for
+     * {@link #FILE_HANDLE_HEADER} + {@link #MAX_HANDLE_SZ}); returns the handle's total size, or a
+     * negated errno (EOPNOTSUPP: the file system has no handles).
+     */
+    public static int nameToHandle(int fd, long handle, long scratch8) {
+        Native.putInt(handle, MAX_HANDLE_SZ);
+        int rc = Native.LIBC.name_to_handle_at(fd, EMPTY, handle, scratch8, AT_EMPTY_PATH);
+        return rc < 0 ? -Native.errno() : FILE_HANDLE_HEADER + Native.getInt(handle);
+    }
+
+    private static final long EMPTY = Native.allocate(8);
+
+    /** open_by_handle_at(2) (needs CAP_DAC_READ_SEARCH). */
+    public static int openByHandle(int mountFd, long handle, int flags) throws NativeException {
+        return Native.check("open_by_handle_at", Native.LIBC.open_by_handle_at(mountFd, handle, flags | O_CLOEXEC));
+    }
 }

@@ -68,6 +68,10 @@ public interface LibC {
 
     int flock(int fd, int operation);
 
+    int name_to_handle_at(int dirfd, long path, long handle, long mountId, int flags);
+
+    int open_by_handle_at(int mountFd, long handle, int flags);
+
     int unlink(String path);
 
     int dup(int fd);
