@@ -13,6 +13,7 @@ import org.junit.jupiter.api.BeforeAll;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 
+import io.vhostj.fuzz.OneChainRing;
 import io.vhostj.vhostuser.device.QueueHandler;
 import io.vhostj.vhostuser.memory.GuestMemory;
 import io.vhostj.vhostuser.memory.MemoryRegion;
@@ -24,7 +25,6 @@ import io.vhostj.vhostuser.virtq.ChainException;
 import io.vhostj.vhostuser.virtq.DescriptorChain;
 import io.vhostj.vhostuser.virtq.QueueBrokenException;
 import io.vhostj.vhostuser.virtq.SplitQueue;
-import io.vhostj.vhostuser.virtq.SplitRingLayout;
 
 /**
  * A guest that sends one virtio-blk request of its own making: the chain's shape (how many
@@ -100,36 +100,21 @@ public class BlkRequestFuzzTest {
             return;
         }
 
-        long host = region.hostAddr();
-        Native.zero(host, REGION);
-        long desc = host;
-        long avail = host + SplitRingLayout.descTableSize(QUEUE);
-        long used = (avail + SplitRingLayout.availRingSize(QUEUE) + 3) & ~3L;
-        long at = DATA;
-        long writable = 0;
+        OneChainRing ring = new OneChainRing(region.hostAddr(), GPA, REGION, DATA, QUEUE);
         for (int i = 0; i < count; i++) {
             int o = HEADER + i * DESC_BYTES;
             int length = ((input[o] & 0xff) | (input[o + 1] & 0xff) << 8) % 8193;
-            boolean write = (input[o + 2] & 1) != 0;
-            long d = desc + 16L * i;
-            Native.putLong(d, GPA + at);
-            Native.putInt(d + 8, length);
-            Native.putShort(d + 12, (short) ((i + 1 < count ? 1 : 0) | (write ? 2 : 0)));
-            Native.putShort(d + 14, (short) (i + 1));
-            at += length;
-            writable += write ? length : 0;
+            ring.add(length, (input[o + 2] & 1) != 0);
         }
-        Native.copyFromArray(input, payload, host + DATA,
+        Native.copyFromArray(input, payload, ring.host() + DATA,
                 (int) Math.min(input.length - payload, REGION - DATA));
-        Native.putShort(avail + 2, (short) 1); // avail->idx = 1, avail->ring[0] = head 0
 
         Files.write(disk, diskImage);
         try (FileBackingStore store = FileBackingStore.open(disk, readOnly, false)) {
-            IoUring ring = uring ? IoUring.create(8) : null;
-            BlkQueueHandler handler = new BlkQueueHandler(store, SERIAL, volatileCache, ring, () -> writeThrough);
+            IoUring io = uring ? IoUring.create(8) : null;
+            BlkQueueHandler handler = new BlkQueueHandler(store, SERIAL, volatileCache, io, () -> writeThrough);
             try {
-                SplitQueue queue = SplitQueue.create(QUEUE, desc, avail, used, memory, 0, 0);
-                serve(queue, handler, writable);
+                serve(ring.offer(memory), handler, ring.writableBytes());
             } finally {
                 handler.close();
             }

@@ -9,6 +9,7 @@ import org.junit.jupiter.api.BeforeAll;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 
+import io.vhostj.fuzz.OneChainRing;
 import io.vhostj.vhostuser.memory.GuestMemory;
 import io.vhostj.vhostuser.memory.MemoryRegion;
 import io.vhostj.vhostuser.sys.Fd;
@@ -18,7 +19,6 @@ import io.vhostj.vhostuser.virtq.ChainException;
 import io.vhostj.vhostuser.virtq.DescriptorChain;
 import io.vhostj.vhostuser.virtq.QueueBrokenException;
 import io.vhostj.vhostuser.virtq.SplitQueue;
-import io.vhostj.vhostuser.virtq.SplitRingLayout;
 
 /**
  * A guest that sends FUSE requests of its own making to a virtio-fs queue: the chain's shape and
@@ -139,33 +139,19 @@ public class FuseRequestFuzzTest {
         if (at + 2 * count + 2 > input.length) {
             return -1;
         }
-        long host = region.hostAddr();
-        Native.zero(host, REGION);
-        long desc = host;
-        long avail = host + SplitRingLayout.descTableSize(QUEUE);
-        long used = (avail + SplitRingLayout.availRingSize(QUEUE) + 3) & ~3L;
-        long offset = DATA;
-        long writable = 0;
+        OneChainRing ring = new OneChainRing(region.hostAddr(), GPA, REGION, DATA, QUEUE);
         for (int i = 0; i < count; i++) {
             int length = ((input[at] & 0xff) | (input[at + 1] & 0xff) << 8) % 4097;
             at += 2;
-            boolean write = !noWritable && i == count - 1;
-            long d = desc + 16L * i;
-            Native.putLong(d, GPA + offset);
-            Native.putInt(d + 8, length);
-            Native.putShort(d + 12, (short) ((i + 1 < count ? 1 : 0) | (write ? 2 : 0)));
-            Native.putShort(d + 14, (short) (i + 1));
-            offset += length;
-            writable += write ? length : 0;
+            ring.add(length, !noWritable && i == count - 1);
         }
+        long writable = ring.writableBytes();
         int bytes = (input[at] & 0xff) | (input[at + 1] & 0xff) << 8;
         at += 2;
         int n = Math.min(bytes, input.length - at);
-        Native.copyFromArray(input, at, host + DATA, (int) Math.min(n, REGION - DATA));
+        Native.copyFromArray(input, at, ring.host() + DATA, (int) Math.min(n, REGION - DATA));
         at += n;
-        Native.putShort(avail + 2, (short) 1);
-
-        SplitQueue queue = SplitQueue.create(QUEUE, desc, avail, used, memory, 0, 0);
+        SplitQueue queue = ring.offer(memory);
         try {
             if (!queue.pop(CHAIN)) {
                 throw new AssertionError("the request was not offered");

@@ -64,12 +64,7 @@ public final class FsBench implements Callable<Integer> {
         }
         try (FuseClient c = FuseClient.connect(java.nio.file.Path.of(socket), 256)) {
             long a = c.in() + Fuse.IN_HEADER_SIZE;
-            Native.zero(a, Fuse.INIT_IN_SIZE);
-            Native.putInt(a + Fuse.INIT_IN_MAJOR, 7);
-            Native.putInt(a + Fuse.INIT_IN_MINOR, 31);
-            Native.putInt(a + Fuse.INIT_IN_MAX_READAHEAD, 1 << 20);
-            Native.putInt(a + Fuse.INIT_IN_FLAGS, (1 << 5) | (1 << 22));
-            check(c.request(Fuse.INIT, 0, Fuse.INIT_IN_COMPAT_SIZE, 16 + Fuse.INIT_OUT_SIZE, TIMEOUT), "INIT");
+            check(c.init(31, 1 << 20, (1 << 5) | (1 << 22), TIMEOUT), "INIT"); // BIG_WRITES | MAX_PAGES
             byte[] name = (file + "\0").getBytes(StandardCharsets.UTF_8);
             long node = 0;
             long fh = 0;

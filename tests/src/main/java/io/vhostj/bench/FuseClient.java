@@ -138,6 +138,21 @@ public final class FuseClient implements AutoCloseable {
         return lastLength >= Fuse.OUT_HEADER_SIZE ? Native.getInt(out() + Fuse.OUT_ERROR) : 0;
     }
 
+    /**
+     * FUSE_INIT as a Linux driver speaking 7.{@code minor} sends it (the whole fuse_init_in from
+     * 7.36 on, its first 16 bytes before); returns the out-header's error.
+     */
+    public int init(int minor, int maxReadahead, int flags, long timeoutNanos) throws NativeException {
+        long a = in() + Fuse.IN_HEADER_SIZE;
+        Native.zero(a, Fuse.INIT_IN_SIZE);
+        Native.putInt(a + Fuse.INIT_IN_MAJOR, Fuse.KERNEL_VERSION);
+        Native.putInt(a + Fuse.INIT_IN_MINOR, minor);
+        Native.putInt(a + Fuse.INIT_IN_MAX_READAHEAD, maxReadahead);
+        Native.putInt(a + Fuse.INIT_IN_FLAGS, flags);
+        int size = minor >= 36 ? Fuse.INIT_IN_SIZE : Fuse.INIT_IN_COMPAT_SIZE;
+        return request(Fuse.INIT, 0, size, Fuse.OUT_HEADER_SIZE + Fuse.INIT_OUT_SIZE, timeoutNanos);
+    }
+
     /** The caller's credentials the next requests carry (the guest process's uid and gid). */
     public void caller(int uid, int gid) {
         this.uid = uid;

@@ -13,8 +13,6 @@ import io.vhostj.bench.FuseClient;
 import io.vhostj.fs.FsDevice;
 import io.vhostj.fs.Fuse;
 import io.vhostj.fs.VirtioFs;
-import io.vhostj.vhostuser.backend.VhostUserBackend;
-import io.vhostj.vhostuser.backend.VhostUserServer;
 import io.vhostj.vhostuser.sys.Errno;
 import io.vhostj.vhostuser.sys.Native;
 
@@ -24,14 +22,11 @@ class FsDeviceFrontendTest {
 
     @TempDir
     Path dir;
-    private VhostUserServer server;
-    private Thread thread;
+    private ServedDevice server;
 
     private Path start(String tag) throws Exception {
         Path socket = dir.resolve("fs.sock");
-        server = VhostUserServer.listen(new VhostUserBackend(new FsDevice(tag, 1, 1024), 20_000), socket);
-        thread = new Thread(server::run, "fs-server");
-        thread.start();
+        server = new ServedDevice(new FsDevice(tag, 1, 1024), socket);
         return socket;
     }
 
@@ -39,8 +34,6 @@ class FsDeviceFrontendTest {
     void stop() throws InterruptedException {
         if (server != null) {
             server.close();
-            thread.join(5000);
-            server.release();
         }
     }
 

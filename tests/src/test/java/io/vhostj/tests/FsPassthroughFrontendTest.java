@@ -15,8 +15,6 @@ import org.junit.jupiter.api.io.TempDir;
 import io.vhostj.bench.FuseClient;
 import io.vhostj.fs.FsDevice;
 import io.vhostj.fs.Fuse;
-import io.vhostj.vhostuser.backend.VhostUserBackend;
-import io.vhostj.vhostuser.backend.VhostUserServer;
 import io.vhostj.vhostuser.sys.Errno;
 import io.vhostj.vhostuser.sys.Native;
 
@@ -33,8 +31,7 @@ class FsPassthroughFrontendTest {
 
     @TempDir
     Path dir;
-    private VhostUserServer server;
-    private Thread thread;
+    private ServedDevice server;
     private FsDevice device;
 
     /** The options under test; {@link FsFileHandlesFrontendTest} keeps inodes as file handles. */
@@ -64,15 +61,9 @@ class FsPassthroughFrontendTest {
         device = new FsDevice(shared, baseOptions().withReadOnly(readOnly).withXattr(xattr), "t", 1, 1024);
         device.open();
         Path socket = dir.resolve("fs.sock");
-        server = VhostUserServer.listen(new VhostUserBackend(device, 20_000), socket);
-        thread = new Thread(server::run, "fs-server");
-        thread.start();
+        server = new ServedDevice(device, socket);
         FuseClient c = FuseClient.connect(socket, 64);
-        long a = c.in() + Fuse.IN_HEADER_SIZE;
-        Native.zero(a, Fuse.INIT_IN_SIZE);
-        Native.putInt(a + Fuse.INIT_IN_MAJOR, 7);
-        Native.putInt(a + Fuse.INIT_IN_MINOR, 38);
-        assertEquals(0, c.request(Fuse.INIT, 0, Fuse.INIT_IN_SIZE, 256, TIMEOUT));
+        assertEquals(0, c.init(38, 0, 0, TIMEOUT));
         return c;
     }
 
@@ -80,8 +71,6 @@ class FsPassthroughFrontendTest {
     void stop() throws InterruptedException {
         if (server != null) {
             server.close();
-            thread.join(5000);
-            server.release();
         }
     }
 
@@ -530,11 +519,7 @@ class FsPassthroughFrontendTest {
                     () -> c.request(Fuse.SETLKW, node, Fuse.LK_IN_SIZE, 16, 300_000_000L), "still waiting");
             c.close(); // the queue stops: the wait must end so that guest memory can go
             try (FuseClient again = FuseClient.connect(dir.resolve("fs.sock"), 64)) {
-                long i = again.in() + Fuse.IN_HEADER_SIZE;
-                Native.zero(i, Fuse.INIT_IN_SIZE);
-                Native.putInt(i + Fuse.INIT_IN_MAJOR, 7);
-                Native.putInt(i + Fuse.INIT_IN_MINOR, 38);
-                assertEquals(0, again.request(Fuse.INIT, 0, Fuse.INIT_IN_SIZE, 256, TIMEOUT), "the backend serves on");
+                assertEquals(0, again.init(38, 0, 0, TIMEOUT), "the backend serves on");
             }
         }
     }

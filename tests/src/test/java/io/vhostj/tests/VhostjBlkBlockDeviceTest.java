@@ -21,8 +21,6 @@ import io.vhostj.blk.Aio;
 import io.vhostj.blk.BlkDevice;
 import io.vhostj.blk.FileBackingStore;
 import io.vhostj.blk.VirtioBlk;
-import io.vhostj.vhostuser.backend.VhostUserBackend;
-import io.vhostj.vhostuser.backend.VhostUserServer;
 import io.vhostj.vhostuser.sys.Native;
 
 /**
@@ -36,16 +34,13 @@ class VhostjBlkBlockDeviceTest {
     @TempDir
     Path dir;
     private String loop;
-    private VhostUserServer server;
-    private Thread thread;
+    private ServedDevice server;
     private FileBackingStore store;
 
     @AfterEach
     void tearDown() throws Exception {
         if (server != null) {
             server.close();
-            thread.join(5000);
-            server.release();
             store.close();
         }
         if (loop != null) {
@@ -65,9 +60,7 @@ class VhostjBlkBlockDeviceTest {
         assertEquals(32 * MIB, store.size(), "capacity comes from the device");
         BlkDevice device = new BlkDevice(store, 1, 256, 512, "loop", false, aio);
         Path socket = dir.resolve("blk.sock");
-        server = VhostUserServer.listen(new VhostUserBackend(device, 20_000), socket);
-        thread = new Thread(server::run, "blk-server");
-        thread.start();
+        server = new ServedDevice(device, socket);
 
         byte[] data = new byte[256 * 1024];
         new Random(17).nextBytes(data);

@@ -19,8 +19,6 @@ import io.vhostj.blk.Aio;
 import io.vhostj.blk.BlkDevice;
 import io.vhostj.blk.FileBackingStore;
 import io.vhostj.blk.VirtioBlk;
-import io.vhostj.vhostuser.backend.VhostUserBackend;
-import io.vhostj.vhostuser.backend.VhostUserServer;
 import io.vhostj.vhostuser.sys.Native;
 
 /**
@@ -33,8 +31,7 @@ class VhostjBlkFrontendTest {
 
     @TempDir
     Path dir;
-    private VhostUserServer server;
-    private Thread thread;
+    private ServedDevice server;
     private FileBackingStore store;
 
     /** The engine under test. */
@@ -51,9 +48,7 @@ class VhostjBlkFrontendTest {
         store = FileBackingStore.open(image, readOnly, direct());
         BlkDevice device = new BlkDevice(store, 2, 256, 512, "serial-1234", false, aio());
         Path socket = dir.resolve("blk.sock");
-        server = VhostUserServer.listen(new VhostUserBackend(device, 20_000), socket);
-        thread = new Thread(server::run, "blk-server");
-        thread.start();
+        server = new ServedDevice(device, socket);
         return socket;
     }
 
@@ -61,8 +56,6 @@ class VhostjBlkFrontendTest {
     void stop() throws InterruptedException {
         if (server != null) {
             server.close();
-            thread.join(5000);
-            server.release();
             store.close();
         }
     }

@@ -90,10 +90,7 @@ class VirtiofsdDropInIT {
             assertTrue(Files.exists(sock), "no socket:\n" + Files.readString(log));
             try (FuseClient c = FuseClient.connect(sock, 64)) {
                 long a = c.in() + Fuse.IN_HEADER_SIZE;
-                Native.zero(a, Fuse.INIT_IN_SIZE);
-                Native.putInt(a + Fuse.INIT_IN_MAJOR, 7);
-                Native.putInt(a + Fuse.INIT_IN_MINOR, 38);
-                assertEquals(0, c.request(Fuse.INIT, 0, Fuse.INIT_IN_SIZE, 256, TIMEOUT), Files.readString(log));
+                assertEquals(0, c.init(38, 0, 0, TIMEOUT), Files.readString(log));
                 byte[] name = "config.json\0".getBytes(StandardCharsets.UTF_8);
                 Native.copyFromArray(name, 0, a, name.length);
                 assertEquals(0, c.request(Fuse.LOOKUP, Fuse.ROOT_ID, name.length, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));

@@ -185,21 +185,7 @@ final class FuseQueueHandler implements QueueHandler {
         if (length < 0) {
             return error(-length);
         }
-        int fd = FsIo.openat(fd(parent), name, FsIo.O_PATH | FsIo.O_NOFOLLOW);
-        try {
-            FsIo.fstatat(fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
-        } catch (NativeException e) {
-            Native.LIBC.close(fd);
-            throw e;
-        }
-        Passthrough.Inode inode = fs.lookedUp(fd, stat);
-        long out = reply + Fuse.OUT_HEADER_SIZE;
-        Native.zero(out, Fuse.ENTRY_OUT_SIZE);
-        Native.putLong(out + Fuse.ENTRY_NODEID, inode.id);
-        Native.putLong(out + Fuse.ENTRY_VALID, fs.cache().timeoutSeconds);
-        Native.putLong(out + Fuse.ENTRY_ATTR_VALID, fs.cache().timeoutSeconds);
-        fillAttr(out + Fuse.ENTRY_ATTR, stat);
-        return ok(Fuse.ENTRY_OUT_SIZE);
+        return ok(entry(fd(parent), name));
     }
 
     private int getattr() throws ChainException, NativeException {
@@ -316,7 +302,7 @@ final class FuseQueueHandler implements QueueHandler {
             }
             long e = out + used;
             Native.zero(e, size);
-            if (plus && !isDotOrDotDot(d + FsIo.D_NAME, namelen) && !lookupInto(fd, d + FsIo.D_NAME, e)) {
+            if (plus && !Passthrough.isDotOrDotDot(d + FsIo.D_NAME, namelen) && !lookupInto(fd, d + FsIo.D_NAME, e)) {
                 at += reclen; // vanished since getdents: leave it out
                 continue;
             }
@@ -508,32 +494,18 @@ final class FuseQueueHandler implements QueueHandler {
         }
     }
 
-    private static boolean isDotOrDotDot(long name, int length) {
-        return Native.getByte(name) == '.' && (length == 1 || (length == 2 && Native.getByte(name + 1) == '.'));
-    }
-
     /** Looks {@code entryName} up in the directory open as {@code dirFd}, filling an entry_out at {@code e}. */
     private boolean lookupInto(int dirFd, long entryName, long e) throws NativeException {
-        int fd;
+        Passthrough.Inode inode;
         try {
-            fd = FsIo.openat(dirFd, entryName, FsIo.O_PATH | FsIo.O_NOFOLLOW);
+            inode = lookUpAt(dirFd, entryName, FsIo.O_PATH | FsIo.O_NOFOLLOW);
         } catch (NativeException ex) {
             if (ex.errno() == Errno.ENOENT) {
                 return false;
             }
             throw ex;
         }
-        try {
-            FsIo.fstatat(fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
-        } catch (NativeException ex) {
-            Native.LIBC.close(fd);
-            throw ex;
-        }
-        Passthrough.Inode inode = fs.lookedUp(fd, stat);
-        Native.putLong(e + Fuse.ENTRY_NODEID, inode.id);
-        Native.putLong(e + Fuse.ENTRY_VALID, fs.cache().timeoutSeconds);
-        Native.putLong(e + Fuse.ENTRY_ATTR_VALID, fs.cache().timeoutSeconds);
-        fillAttr(e + Fuse.ENTRY_ATTR, stat);
+        putEntry(e, inode);
         return true;
     }
 
@@ -787,16 +759,8 @@ final class FuseQueueHandler implements QueueHandler {
                 Native.putShort(name, (short) '.'); // ".\0"
                 int fd = FsIo.openat(fd(inode), name, (flags | O_TMPFILE) & ~(Passthrough.O_CREAT | Passthrough.O_NOCTTY),
                         request.argInt(Fuse.CREATE_IN_MODE));
-                int entry;
                 try {
-                    int path = FsIo.openat(FsIo.AT_FDCWD, procPath(fd), FsIo.O_PATH);
-                    try {
-                        FsIo.fstatat(path, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH);
-                    } catch (NativeException e) {
-                        Native.LIBC.close(path);
-                        throw e;
-                    }
-                    entry = entryFor(fs.lookedUp(path, stat));
+                    putEntry(reply + Fuse.OUT_HEADER_SIZE, lookUpAt(FsIo.AT_FDCWD, procPath(fd), FsIo.O_PATH));
                 } catch (NativeException e) {
                     Native.LIBC.close(fd);
                     throw e;
@@ -804,7 +768,7 @@ final class FuseQueueHandler implements QueueHandler {
                 long open = reply + Fuse.OUT_HEADER_SIZE + Fuse.ENTRY_OUT_SIZE;
                 Native.zero(open, Fuse.OPEN_OUT_SIZE);
                 Native.putLong(open + Fuse.OPEN_OUT_FH, fs.addHandle(fd));
-                return ok(entry + Fuse.OPEN_OUT_SIZE);
+                return ok(Fuse.ENTRY_OUT_SIZE + Fuse.OPEN_OUT_SIZE);
             }
             case Fuse.FALLOCATE -> {
                 int fd = fs.handle(request.argLong(Fuse.FALLOCATE_IN_FH));
@@ -823,15 +787,29 @@ final class FuseQueueHandler implements QueueHandler {
 
     private static final int O_TMPFILE = 0x410000;
 
-    /** The entry_out of {@code inode} (whose stat is in {@link #stat}) in the reply; returns its size. */
-    private int entryFor(Passthrough.Inode inode) {
-        long out = reply + Fuse.OUT_HEADER_SIZE;
+    /** The entry_out of {@code inode} (whose stat is in {@link #stat}) at {@code out}. */
+    private void putEntry(long out, Passthrough.Inode inode) {
         Native.zero(out, Fuse.ENTRY_OUT_SIZE);
         Native.putLong(out + Fuse.ENTRY_NODEID, inode.id);
         Native.putLong(out + Fuse.ENTRY_VALID, fs.cache().timeoutSeconds);
         Native.putLong(out + Fuse.ENTRY_ATTR_VALID, fs.cache().timeoutSeconds);
         fillAttr(out + Fuse.ENTRY_ATTR, stat);
-        return Fuse.ENTRY_OUT_SIZE;
+    }
+
+    /**
+     * Opens {@code path} relative to {@code dirFd} with {@code openFlags} (O_PATH, never following
+     * a symlink unless the caller names a /proc magic link), stats it into {@link #stat} and takes
+     * it as a lookup of the inode; the descriptor is the table's or closed.
+     */
+    private Passthrough.Inode lookUpAt(int dirFd, long path, int openFlags) throws NativeException {
+        int fd = FsIo.openat(dirFd, path, openFlags);
+        try {
+            FsIo.fstatat(fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        } catch (NativeException e) {
+            Native.LIBC.close(fd);
+            throw e;
+        }
+        return fs.lookedUp(fd, stat);
     }
 
     /**
@@ -916,22 +894,9 @@ final class FuseQueueHandler implements QueueHandler {
         return ok(0);
     }
 
-    /** Looks up what was just made at {@code parent}/{@link #name} into an entry_out; returns its size. */
+    /** Looks {@code entryName} up in {@code parent} into the reply's entry_out; returns its size. */
     private int entry(int parent, long entryName) throws NativeException {
-        int fd = FsIo.openat(parent, entryName, FsIo.O_PATH | FsIo.O_NOFOLLOW);
-        try {
-            FsIo.fstatat(fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
-        } catch (NativeException e) {
-            Native.LIBC.close(fd);
-            throw e;
-        }
-        Passthrough.Inode inode = fs.lookedUp(fd, stat);
-        long out = reply + Fuse.OUT_HEADER_SIZE;
-        Native.zero(out, Fuse.ENTRY_OUT_SIZE);
-        Native.putLong(out + Fuse.ENTRY_NODEID, inode.id);
-        Native.putLong(out + Fuse.ENTRY_VALID, fs.cache().timeoutSeconds);
-        Native.putLong(out + Fuse.ENTRY_ATTR_VALID, fs.cache().timeoutSeconds);
-        fillAttr(out + Fuse.ENTRY_ATTR, stat);
+        putEntry(reply + Fuse.OUT_HEADER_SIZE, lookUpAt(parent, entryName, FsIo.O_PATH | FsIo.O_NOFOLLOW));
         return Fuse.ENTRY_OUT_SIZE;
     }
 

@@ -301,10 +301,13 @@ final class Passthrough implements AutoCloseable {
                 return Errno.EINVAL;
             }
         }
-        byte b0 = Native.getByte(name);
-        if (b0 == '.' && (length == 1 || (length == 2 && Native.getByte(name + 1) == '.'))) {
+        if (isDotOrDotDot(name, length)) {
             return Errno.ENOENT; // the driver resolves . and .. itself; a guest that sends them gets nothing
         }
         return 0;
+    }
+
+    static boolean isDotOrDotDot(long name, int length) {
+        return Native.getByte(name) == '.' && (length == 1 || (length == 2 && Native.getByte(name + 1) == '.'));
     }
 }

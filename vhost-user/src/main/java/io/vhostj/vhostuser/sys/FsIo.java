@@ -202,15 +202,12 @@ public final class FsIo {
 
     /**
      * Sets this thread's filesystem uid and gid (setfsuid/setfsgid act on the calling thread
-     * only, unlike setuid in glibc) so that what it creates belongs to them; returns whether it
-     * took (it needs CAP_SETUID/CAP_SETGID: as an unprivileged user it silently does nothing).
+     * only, unlike setuid in glibc) so that what it creates belongs to them. It needs
+     * CAP_SETUID/CAP_SETGID: as an unprivileged user it silently does nothing.
      */
-    public static boolean switchFsIds(int uid, int gid) {
+    public static void switchFsIds(int uid, int gid) {
         Native.LIBC.syscall(SYS_SETFSGID, gid & 0xffff_ffffL, 0, 0, 0, 0, 0);
         Native.LIBC.syscall(SYS_SETFSUID, uid & 0xffff_ffffL, 0, 0, 0, 0, 0);
-        // both calls return the previous id; asking again with -1 (invalid) reports the current one
-        long nowUid = Native.LIBC.syscall(SYS_SETFSUID, 0xffff_ffffL, 0, 0, 0, 0, 0);
-        return nowUid == (uid & 0xffff_ffffL);
     }
 
     // open file description locks (fcntl(2)) with struct flock: s16 type, s16 whence, s64 start, s64 len, s32 pid

@@ -15,33 +15,14 @@ public final class Poll {
      * {@code timeoutMs}; false on timeout or EINTR.
      */
     public static boolean readable(int fd, int timeoutMs) throws NativeException {
-        long pfd = Native.scratch() + 512;
-        Native.putInt(pfd, fd);
-        Native.putShort(pfd + 4, POLLIN);
-        Native.putShort(pfd + 6, (short) 0);
-        int rc = Native.LIBC.poll(pfd, 1, timeoutMs);
-        if (rc < 0) {
-            int errno = Native.errno();
-            if (errno == Errno.EINTR) {
-                return false;
-            }
-            throw new NativeException("poll", errno);
-        }
-        if (rc == 0) {
-            return false;
-        }
-        short revents = Native.getShort(pfd + 6);
-        if ((revents & POLLNVAL) != 0) {
-            throw new NativeException("poll", Errno.EBADF);
-        }
-        return true;
+        return ready(fd, -1, timeoutMs) != 0;
     }
 
     /**
-     * True when {@code fd} or {@code other} is readable (or hung up / in error) within
-     * {@code timeoutMs}; false on timeout or EINTR.
+     * Waits up to {@code timeoutMs} for {@code fd} or {@code other} (-1: none) to be readable (or
+     * hung up / in error). Returns which: bit 0 {@code fd}, bit 1 {@code other}; 0 on timeout or EINTR.
      */
-    public static boolean eitherReadable(int fd, int other, int timeoutMs) throws NativeException {
+    public static int ready(int fd, int other, int timeoutMs) throws NativeException {
         long pfd = Native.scratch() + 512;
         Native.putInt(pfd, fd);
         Native.putShort(pfd + 4, POLLIN);
@@ -49,20 +30,22 @@ public final class Poll {
         Native.putInt(pfd + 8, other);
         Native.putShort(pfd + 12, POLLIN);
         Native.putShort(pfd + 14, (short) 0);
-        int rc = Native.LIBC.poll(pfd, 2, timeoutMs);
+        int rc = Native.LIBC.poll(pfd, other < 0 ? 1 : 2, timeoutMs);
         if (rc < 0) {
             int errno = Native.errno();
             if (errno == Errno.EINTR) {
-                return false;
+                return 0;
             }
             throw new NativeException("poll", errno);
         }
         if (rc == 0) {
-            return false;
+            return 0;
         }
-        if (((Native.getShort(pfd + 6) | Native.getShort(pfd + 14)) & POLLNVAL) != 0) {
+        short first = Native.getShort(pfd + 6);
+        short second = other < 0 ? 0 : Native.getShort(pfd + 14);
+        if (((first | second) & POLLNVAL) != 0) {
             throw new NativeException("poll", Errno.EBADF);
         }
-        return true;
+        return (first != 0 ? 1 : 0) | (second != 0 ? 2 : 0);
     }
 }

@@ -139,10 +139,9 @@ public final class KickIdleStrategy implements IdleStrategy {
             counters.parks++;
             int completions = worker == null || worker.pending() == 0 ? -1 : worker.completionFd();
             if (completions >= 0) {
-                // one wake-up for either: a kick or a finished request, whichever comes first
-                Poll.eitherReadable(kick.fd(), completions, PARK_TIMEOUT_MS);
-                // the frontend's kick fd may be blocking: read it only if it is readable
-                if (!Poll.readable(kick.fd(), 0)) {
+                // one wake-up for either: a kick or a finished request, whichever comes first;
+                // the frontend's kick fd may be blocking: read it only if poll saw it readable
+                if ((Poll.ready(kick.fd(), completions, PARK_TIMEOUT_MS) & 1) == 0) {
                     afterWake();
                     return;
                 }
