@@ -50,6 +50,13 @@ public final class FsDevice implements VirtioDevice {
         }
     }
 
+    /** Opens the shared directory, which this process now sees at {@code path} (inside a sandbox). */
+    public void open(Path path) throws NativeException {
+        if (fs != null) {
+            fs.open(path);
+        }
+    }
+
     /** Whether inodes are kept as file handles (after {@link #open()}). */
     public boolean usesFileHandles() {
         return fs != null && fs.usesFileHandles();

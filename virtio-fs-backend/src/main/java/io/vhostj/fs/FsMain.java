@@ -9,6 +9,7 @@ import org.slf4j.LoggerFactory;
 import io.vhostj.vhostuser.backend.BackendLauncher;
 import io.vhostj.vhostuser.backend.BackendOptions;
 import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.sys.Sandbox;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -18,7 +19,7 @@ import picocli.CommandLine.Option;
 @Command(name = "vhostj fs", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"vhost-user-fs backend (virtiofsd's role): exports a host directory to a VM.",
             "Work in progress (issue 3): the FUSE operations a Linux guest uses, POSIX and flock locks, and",
-            "xattrs (with --xattr) are served; no sandbox yet (--sandbox none only), no file handles.",
+            "xattrs (with --xattr) are served, confined to the shared directory (--sandbox).",
             "QEMU side: -chardev socket,id=c0,path=SOCK -device vhost-user-fs-pci,chardev=c0,tag=TAG",
             "(guest RAM must be shared: -object memory-backend-memfd,share=on)"})
 public final class FsMain implements Callable<Integer> {
@@ -52,8 +53,11 @@ public final class FsMain implements Callable<Integer> {
                     + "never (nothing cached, direct I/O), metadata (a day; data never cached). Default: ${DEFAULT-VALUE}.")
     String cache;
 
-    @Option(names = "--sandbox", paramLabel = "MODE",
-            description = "Only 'none' so far (namespace and chroot are not implemented yet: refused, not faked).")
+    @Option(names = "--sandbox", paramLabel = "MODE", defaultValue = "namespace",
+            description = "namespace (default, needs root): the process's root becomes a read-only tmpfs holding "
+                    + "only the shared directory and, read-only, the JDK and vhostj's jars; no /proc, no network. "
+                    + "chroot (needs root): chroot(2) into the shared directory. none: no confinement (names are "
+                    + "still resolved one component at a time, never following symlinks out).")
     String sandbox;
 
     @Option(names = "--xattr", description = "Serve extended attributes (off by default, as in virtiofsd: ENOSYS).")
@@ -144,8 +148,8 @@ public final class FsMain implements Callable<Integer> {
             if (!Files.isDirectory(sharedDir)) {
                 throw new IllegalArgumentException("--shared-dir: no such directory: " + sharedDir);
             }
-            if (sandbox != null && !sandbox.equals("none")) {
-                throw new IllegalArgumentException("--sandbox " + sandbox + " is not implemented yet (only 'none')");
+            if (!sandbox.matches("namespace|chroot|none")) {
+                throw new IllegalArgumentException("--sandbox must be namespace, chroot or none, not " + sandbox);
             }
             if (requestQueues < 1 || requestQueues > 64) {
                 throw new IllegalArgumentException("--num-request-queues must be 1..64");
@@ -165,35 +169,42 @@ public final class FsMain implements Callable<Integer> {
                 return 1;
             }
         }
+        Path shared = sharedDir.toAbsolutePath().normalize();
         FsDevice device;
         try {
-            device = new FsDevice(sharedDir.toAbsolutePath(),
+            device = new FsDevice(shared,
                     new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr,
                             "prefer".equals(inodeFileHandles)), tag,
                     requestQueues, queueSize);
-            device.open();
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
             return 2;
-        } catch (NativeException e) {
-            System.err.println("vhostj fs: cannot open " + sharedDir + ": " + e.getMessage());
-            return 1;
         }
         org.slf4j.Logger log = LoggerFactory.getLogger(FsMain.class);
         if (seccomp != null && !seccomp.equals("none")) {
             log.warn("fs: --seccomp {} accepted, but no seccomp filter is installed yet", seccomp);
         }
-        log.info("fs: cache {}, xattrs {}, inodes as {}, {} request queue(s)", cachePolicy,
-                (xattr || posixAcl) && !noXattr ? "on" : "off", device.usesFileHandles() ? "file handles" : "descriptors",
-                requestQueues);
-        if ("prefer".equals(inodeFileHandles) && !device.usesFileHandles()) {
-            log.warn("fs: --inode-file-handles=prefer, but {} has no file handles (or CAP_DAC_READ_SEARCH is missing): "
-                    + "using descriptors", sharedDir);
-        }
-        log.warn("fs: exporting {}{}, unsandboxed (work in progress); "
-                + "names are resolved one component at a time with O_NOFOLLOW", sharedDir.toAbsolutePath(),
-                readOnly ? " read-only" : "");
-        return BackendLauncher.run(backend, device);
+        // the socket is bound first (its path is out of reach inside the sandbox), then confine, then open
+        return BackendLauncher.run(backend, device, () -> {
+            Path seenAs = switch (sandbox) {
+                case "namespace" -> Sandbox.intoNewRoot(shared, readOnly);
+                case "chroot" -> Sandbox.chroot(shared);
+                default -> shared;
+            };
+            try {
+                device.open(seenAs);
+            } catch (NativeException e) {
+                throw new IllegalStateException("cannot open " + shared + ": " + e.getMessage(), e);
+            }
+            log.info("fs: exporting {}{}, sandbox {}{}; cache {}, xattrs {}, inodes as {}, {} request queue(s)", shared,
+                    readOnly ? " read-only" : "", sandbox, seenAs.equals(shared) ? "" : " (seen as " + seenAs + ")",
+                    cachePolicy, (xattr || posixAcl) && !noXattr ? "on" : "off",
+                    device.usesFileHandles() ? "file handles" : "descriptors", requestQueues);
+            if ("prefer".equals(inodeFileHandles) && !device.usesFileHandles()) {
+                log.warn("fs: --inode-file-handles=prefer, but {} has no file handles (or CAP_DAC_READ_SEARCH is "
+                        + "missing): using descriptors", shared);
+            }
+        });
     }
 
     /** The C virtiofsd's {@code -o a,b=c} options, mapped onto the Rust-style ones. */

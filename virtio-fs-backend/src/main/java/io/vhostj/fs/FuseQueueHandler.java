@@ -543,12 +543,9 @@ final class FuseQueueHandler implements QueueHandler {
         return bad != 0 ? -bad : length;
     }
 
-    /** "/proc/self/fd/N" of a descriptor, NUL-terminated, in {@link #proc}. */
+    /** Descriptor {@code fd}'s name under {@link FsIo#procSelfFd()}, NUL-terminated, in {@link #proc}. */
     private long procPath(int fd) {
-        byte[] p = ("/proc/self/fd/" + fd).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-        Native.copyFromArray(p, 0, proc, p.length);
-        Native.putByte(proc + p.length, (byte) 0);
-        return proc;
+        return FsIo.procFdName(fd, proc);
     }
 
     private int readlink() throws ChainException, NativeException {
@@ -561,17 +558,9 @@ final class FuseQueueHandler implements QueueHandler {
     }
 
     /** Our own uid and gid; as root (uid 0) we may act as the guest's caller. */
-    private static final int OWN_UID = procId("unix:uid");
-    private static final int OWN_GID = procId("unix:gid");
+    private static final int OWN_UID = Native.LIBC.geteuid();
+    private static final int OWN_GID = Native.LIBC.getegid();
     private static final boolean SWITCH_IDS = OWN_UID == 0;
-
-    private static int procId(String attribute) {
-        try {
-            return (Integer) java.nio.file.Files.getAttribute(java.nio.file.Path.of("/proc/self"), attribute);
-        } catch (Exception e) {
-            return -1;
-        }
-    }
 
     /**
      * The operations that change the file system. Those that make a new inode run with the
@@ -658,7 +647,7 @@ final class FuseQueueHandler implements QueueHandler {
                 if (n < 0) {
                     return error(-n);
                 }
-                FsIo.linkat(FsIo.AT_FDCWD, procPath(fd(old)), fd(inode), name, FsIo.AT_SYMLINK_FOLLOW);
+                FsIo.linkat(FsIo.procSelfFd(), procPath(fd(old)), fd(inode), name, FsIo.AT_SYMLINK_FOLLOW);
                 return ok(entry(fd(inode), name));
             }
             case Fuse.UNLINK, Fuse.RMDIR -> {
@@ -760,7 +749,7 @@ final class FuseQueueHandler implements QueueHandler {
                 int fd = FsIo.openat(fd(inode), name, (flags | O_TMPFILE) & ~(Passthrough.O_CREAT | Passthrough.O_NOCTTY),
                         request.argInt(Fuse.CREATE_IN_MODE));
                 try {
-                    putEntry(reply + Fuse.OUT_HEADER_SIZE, lookUpAt(FsIo.AT_FDCWD, procPath(fd), FsIo.O_PATH));
+                    putEntry(reply + Fuse.OUT_HEADER_SIZE, lookUpAt(FsIo.procSelfFd(), procPath(fd), FsIo.O_PATH));
                 } catch (NativeException e) {
                     Native.LIBC.close(fd);
                     throw e;
@@ -866,7 +855,7 @@ final class FuseQueueHandler implements QueueHandler {
         if (inode == null) {
             return error(Errno.EBADF);
         }
-        FsIo.faccessat(FsIo.AT_FDCWD, procPath(fd(inode)), request.argInt(Fuse.ACCESS_IN_MASK), 0);
+        FsIo.faccessat(FsIo.procSelfFd(), procPath(fd(inode)), request.argInt(Fuse.ACCESS_IN_MASK), 0);
         return ok(0);
     }
 
@@ -915,7 +904,7 @@ final class FuseQueueHandler implements QueueHandler {
     private int setattr(Passthrough.Inode inode) throws ChainException, NativeException {
         int valid = request.argInt(Fuse.SETATTR_IN_VALID);
         if ((valid & FATTR_MODE) != 0) {
-            FsIo.fchmodat(FsIo.AT_FDCWD, procPath(fd(inode)), request.argInt(Fuse.SETATTR_IN_MODE), 0);
+            FsIo.fchmodat(FsIo.procSelfFd(), procPath(fd(inode)), request.argInt(Fuse.SETATTR_IN_MODE), 0);
         }
         if ((valid & (FATTR_UID | FATTR_GID)) != 0) {
             FsIo.fchownat(fd(inode), Passthrough.emptyName(),
@@ -940,7 +929,7 @@ final class FuseQueueHandler implements QueueHandler {
         if ((valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) != 0) {
             putTime(times, valid, FATTR_ATIME, FATTR_ATIME_NOW, Fuse.SETATTR_IN_ATIME, Fuse.SETATTR_IN_ATIMENSEC);
             putTime(times + 16, valid, FATTR_MTIME, FATTR_MTIME_NOW, Fuse.SETATTR_IN_MTIME, Fuse.SETATTR_IN_MTIMENSEC);
-            FsIo.utimensat(FsIo.AT_FDCWD, procPath(fd(inode)), times, 0);
+            FsIo.utimensat(FsIo.procSelfFd(), procPath(fd(inode)), times, 0);
         }
         return getattr();
     }

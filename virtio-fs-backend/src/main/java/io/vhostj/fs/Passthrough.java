@@ -67,7 +67,8 @@ final class Passthrough implements AutoCloseable {
     });
     private final AtomicLong nextId = new AtomicLong(Fuse.ROOT_ID + 1);
     private final AtomicLong nextHandle = new AtomicLong(1);
-    private final Path sharedDir;
+    /** The shared directory's path, as this process sees it (inside a sandbox: where it was bound). */
+    private Path sharedDir;
     private final FsOptions options;
     private Inode root;
     /** Whether inodes are kept as file handles (asked for, and the file system and privileges allow it). */
@@ -95,6 +96,12 @@ final class Passthrough implements AutoCloseable {
     /** Whether READDIRPLUS is offered (virtiofsd's --no-readdirplus turns it off). */
     boolean readdirplus() {
         return options.readdirplus();
+    }
+
+    /** Opens the shared directory, now seen at {@code path} (a sandbox moved it), as node 1. */
+    synchronized void open(Path path) throws NativeException {
+        sharedDir = path;
+        open();
     }
 
     /** Opens the shared directory as node 1 (again after DESTROY or a reset). */
@@ -217,10 +224,8 @@ final class Passthrough implements AutoCloseable {
      * descriptor cannot read), never following a symlink that replaced it.
      */
     int reopen(int pathFd, int flags, long scratch) throws NativeException {
-        byte[] path = ("/proc/self/fd/" + pathFd).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-        Native.copyFromArray(path, 0, scratch, path.length);
-        Native.putByte(scratch + path.length, (byte) 0);
-        return FsIo.openat(FsIo.AT_FDCWD, scratch, flags & ~(FsIo.O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY));
+        return FsIo.openat(FsIo.procSelfFd(), FsIo.procFdName(pathFd, scratch),
+                flags & ~(FsIo.O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY));
     }
 
     static final int O_CREAT = 0x40;

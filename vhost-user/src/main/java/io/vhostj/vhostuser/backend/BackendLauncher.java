@@ -13,7 +13,22 @@ public final class BackendLauncher {
     private BackendLauncher() {
     }
 
+    /** What a backend does once its socket is ready and before it serves (confine itself, open its files). */
+    @FunctionalInterface
+    public interface BeforeServing {
+        /** Throws with a message for a person when the backend cannot go on. */
+        void run() throws Exception;
+    }
+
     public static int run(BackendOptions options, VirtioDevice device) {
+        return run(options, device, () -> { });
+    }
+
+    /**
+     * Serves {@code device}: binds (or adopts) the socket, runs {@code before} (the socket path is
+     * not reachable from inside a sandbox, so it exists by then), then serves until a signal.
+     */
+    public static int run(BackendOptions options, VirtioDevice device, BeforeServing before) {
         Logger log = LoggerFactory.getLogger(BackendLauncher.class);
         VhostUserBackend backend = new VhostUserBackend(device, TimeUnit.MICROSECONDS.toNanos(options.pollMicros));
         backend.pinQueues(options.cpus());
@@ -41,6 +56,14 @@ public final class BackendLauncher {
                 server.release();
                 return 1;
             }
+        }
+        try {
+            before.run();
+        } catch (Exception e) {
+            log.error("{}: {}", device.name(), e.getMessage());
+            server.close();
+            server.release();
+            return 1;
         }
         // SIGTERM/SIGINT stop serving; run() returns and we exit 0, as a service manager expects.
         sun.misc.SignalHandler stop = sig -> {

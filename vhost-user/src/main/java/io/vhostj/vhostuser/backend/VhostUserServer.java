@@ -1,12 +1,13 @@
 package io.vhostj.vhostuser.backend;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import io.vhostj.vhostuser.protocol.VhostUserConnection;
+import io.vhostj.vhostuser.sys.FsIo;
+import io.vhostj.vhostuser.sys.Native;
 import io.vhostj.vhostuser.sys.NativeException;
 import io.vhostj.vhostuser.sys.UnixSocket;
 
@@ -24,6 +25,7 @@ public final class VhostUserServer implements AutoCloseable {
     private final Path socketPath;
     private volatile boolean closed;
     private volatile VhostUserConnection current;
+    private int socketDirFd = -1;
 
     private VhostUserServer(VhostUserBackend backend, UnixSocket socket, boolean listening, Path socketPath) {
         this.backend = backend;
@@ -33,7 +35,11 @@ public final class VhostUserServer implements AutoCloseable {
     }
 
     public static VhostUserServer listen(VhostUserBackend backend, Path path) throws NativeException {
-        return new VhostUserServer(backend, UnixSocket.listen(path, 1), true, path);
+        VhostUserServer server = new VhostUserServer(backend, UnixSocket.listen(path, 1), true, path);
+        // held so the socket can be removed at the end even from inside a sandbox, where the path is gone
+        Path parent = path.toAbsolutePath().getParent();
+        server.socketDirFd = Native.LIBC.open(parent.toString(), FsIo.O_PATH | FsIo.O_DIRECTORY | FsIo.O_CLOEXEC, 0);
+        return server;
     }
 
     public static VhostUserServer adopt(VhostUserBackend backend, int fd) throws NativeException {
@@ -97,11 +103,19 @@ public final class VhostUserServer implements AutoCloseable {
     /** Releases the socket (after {@link #run()} has returned). */
     public void release() {
         socket.close();
-        if (socketPath != null) {
+        if (socketPath != null && socketDirFd >= 0) {
+            byte[] name = socketPath.getFileName().toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            long buf = Native.allocate(name.length + 1);
             try {
-                Files.deleteIfExists(socketPath);
-            } catch (java.io.IOException e) {
-                LOG.debug("cannot remove {}: {}", socketPath, e.getMessage());
+                Native.copyFromArray(name, 0, buf, name.length);
+                Native.putByte(buf + name.length, (byte) 0);
+                if (Native.LIBC.unlinkat(socketDirFd, buf, 0) < 0) {
+                    LOG.debug("cannot remove {}: errno {}", socketPath, Native.errno());
+                }
+            } finally {
+                Native.free(buf);
+                Native.LIBC.close(socketDirFd);
+                socketDirFd = -1;
             }
         }
     }

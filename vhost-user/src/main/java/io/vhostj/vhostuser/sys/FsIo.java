@@ -55,6 +55,27 @@ public final class FsIo {
     private FsIo() {
     }
 
+    /**
+     * A descriptor of {@code /proc/self/fd}, opened on first use. An O_PATH descriptor is reopened
+     * for reading or writing with {@code openat(procSelfFd(), "N")}; opening it before a sandbox
+     * hides /proc keeps that working inside one (virtiofsd does the same).
+     */
+    public static int procSelfFd() {
+        return ProcSelfFd.FD;
+    }
+
+    private static final class ProcSelfFd {
+        static final int FD = Native.LIBC.open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    }
+
+    /** Writes descriptor {@code fd}'s name in {@link #procSelfFd()} ("N", NUL-terminated) at {@code buf}. */
+    public static long procFdName(int fd, long buf) {
+        byte[] digits = Integer.toString(fd).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        Native.copyFromArray(digits, 0, buf, digits.length);
+        Native.putByte(buf + digits.length, (byte) 0);
+        return buf;
+    }
+
     /** openat(2); {@code name} is the address of a NUL-terminated name. Returns the new fd. */
     public static int openat(int dirfd, long name, int flags) throws NativeException {
         while (true) {

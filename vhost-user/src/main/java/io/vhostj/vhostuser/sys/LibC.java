@@ -130,6 +130,20 @@ public interface LibC {
 
     long copy_file_range(int fdIn, long offIn, int fdOut, long offOut, long len, int flags);
 
+    int mount(String source, String target, String fstype, long flags, String data);
+
+    int umount2(String target, int flags);
+
+    int chroot(String path);
+
+    int chdir(String path);
+
+    int mkdir(String path, int mode);
+
+    int geteuid();
+
+    int getegid();
+
     /** syscall(2), for calls glibc has no wrapper for (io_uring). Unused arguments are 0. */
     long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
 }

@@ -1,0 +1,191 @@
+package io.vhostj.vhostuser.sys;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeSet;
+
+/**
+ * Confines this process to one directory, as virtiofsd's {@code --sandbox} does, so that a
+ * backend taken over by a guest can reach nothing but the directory it exports.
+ *
+ * <p>{@link #intoNewRoot}: the mount namespace way. The process must already be alone in its
+ * mount namespace (a JVM is multi-threaded from its first instruction, and unshare(2) of a mount
+ * namespace only moves the calling thread, so {@code bin/vhostj} starts the JVM under
+ * {@code unshare --mount --net --propagation slave}). Its root becomes a small read-only tmpfs
+ * holding the exported directory at {@link #SHARED} and, bound read-only at their own paths, the
+ * JDK and the jars (classes and JDK libraries load lazily); the old root is detached, /proc is
+ * gone (descriptors are reopened through {@link FsIo#procSelfFd()}, opened before). Mounts the
+ * host makes under the directory later still appear (slave propagation), as Kata needs.
+ *
+ * <p>{@link #chroot}: chroot(2) into the directory itself; the jars are opened beforehand, since
+ * their paths vanish.
+ */
+public final class Sandbox {
+    /** Where the exported directory is inside the namespace sandbox. */
+    public static final Path SHARED = Path.of("/shared");
+
+    private static final long MS_RDONLY = 1;
+    private static final long MS_NOSUID = 2;
+    private static final long MS_NODEV = 4;
+    private static final long MS_REMOUNT = 32;
+    private static final long MS_BIND = 4096;
+    private static final long MS_REC = 16384;
+    private static final long MS_SLAVE = 1 << 19;
+    private static final int MNT_DETACH = 2;
+    private static final long SYS_PIVOT_ROOT = 155; // x86_64
+    /** Where the new root is built: a tmpfs over /tmp, in this process's namespace only. */
+    private static final String BUILD = "/tmp";
+
+    private Sandbox() {
+    }
+
+    /** The sandbox's refusal: a precondition the caller can fix (a message for a person). */
+    public static final class SandboxException extends Exception {
+        SandboxException(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * Makes a new root holding {@code dir} (at {@link #SHARED}, read-only if {@code readOnly})
+     * and this JVM's own files (read-only), and pivots into it. Returns the path of {@code dir}
+     * inside.
+     */
+    public static Path intoNewRoot(Path dir, boolean readOnly) throws SandboxException, NativeException {
+        requireRoot("namespace");
+        requireOwnMountNamespace();
+        List<Path> runtime = runtimePaths();
+        FsIo.procSelfFd(); // before /proc goes away
+        check("mount(/, MS_SLAVE|MS_REC)", Native.LIBC.mount(null, "/", null, MS_REC | MS_SLAVE, null));
+        // descriptors first: the tmpfs about to cover /tmp may hide some of these paths
+        int dirFd = openPath(dir);
+        int[] runtimeFds = new int[runtime.size()];
+        for (int i = 0; i < runtimeFds.length; i++) {
+            runtimeFds[i] = openPath(runtime.get(i));
+        }
+        check("mount(tmpfs, " + BUILD + ")", Native.LIBC.mount("vhostj-sandbox", BUILD, "tmpfs",
+                MS_NOSUID | MS_NODEV, "mode=0755,size=64k"));
+        try {
+            bind(dirFd, BUILD + SHARED, readOnly);
+            for (int i = 0; i < runtimeFds.length; i++) {
+                bind(runtimeFds[i], BUILD + runtime.get(i), true);
+            }
+        } finally {
+            Native.LIBC.close(dirFd);
+            for (int fd : runtimeFds) {
+                Native.LIBC.close(fd);
+            }
+        }
+        check("chdir(" + BUILD + ")", Native.LIBC.chdir(BUILD));
+        long dot = Native.allocate(2);
+        try {
+            Native.putByte(dot, (byte) '.');
+            Native.putByte(dot + 1, (byte) 0);
+            // pivot_root(".", "."): the old root ends up stacked on the new one; detach it
+            check("pivot_root", (int) Native.LIBC.syscall(SYS_PIVOT_ROOT, dot, dot, 0, 0, 0, 0));
+        } finally {
+            Native.free(dot);
+        }
+        check("umount2(old root, MNT_DETACH)", Native.LIBC.umount2(".", MNT_DETACH));
+        check("chdir(/)", Native.LIBC.chdir("/"));
+        check("remount / read-only", Native.LIBC.mount(null, "/", null,
+                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, null));
+        return SHARED;
+    }
+
+    /** chroot(2) into {@code dir}; returns "/", the directory's path inside. */
+    public static Path chroot(Path dir) throws SandboxException, NativeException {
+        requireRoot("chroot");
+        FsIo.procSelfFd();
+        // a lookup that fails opens every jar on the class path, while their paths still resolve
+        ClassLoader.getSystemClassLoader().getResource("io/vhostj/sandbox/no-such-resource");
+        check("chroot(" + dir + ")", Native.LIBC.chroot(dir.toString()));
+        check("chdir(/)", Native.LIBC.chdir("/"));
+        return Path.of("/");
+    }
+
+    /** The JDK and the class path's directories, outermost only. */
+    static List<Path> runtimePaths() throws SandboxException {
+        TreeSet<Path> all = new TreeSet<>();
+        all.add(Path.of(System.getProperty("java.home")).toAbsolutePath().normalize());
+        for (String entry : System.getProperty("java.class.path", "").split(File.pathSeparator)) {
+            if (!entry.isEmpty()) {
+                Path p = Path.of(entry).toAbsolutePath().normalize();
+                all.add(Files.isDirectory(p) ? p : p.getParent());
+            }
+        }
+        List<Path> outermost = new ArrayList<>();
+        for (Path p : all) { // sorted: a parent comes before what is under it
+            try {
+                p = p.toRealPath();
+            } catch (IOException e) {
+                continue; // a class path entry that does not exist holds nothing to load
+            }
+            if (p.getNameCount() == 0) {
+                throw new SandboxException("the JVM's files are under / itself: nothing to bind read-only");
+            }
+            Path q = p;
+            if (outermost.stream().noneMatch(q::startsWith)) {
+                outermost.add(p);
+            }
+        }
+        return outermost;
+    }
+
+    private static void requireRoot(String mode) throws SandboxException {
+        if (Native.LIBC.geteuid() != 0) {
+            throw new SandboxException("--sandbox " + mode + " needs root (it mounts or chroots); "
+                    + "run as root or choose --sandbox none");
+        }
+    }
+
+    /** This process must not share its mount namespace with its parent (nor with init, where that is readable). */
+    private static void requireOwnMountNamespace() throws SandboxException {
+        Path self = mountNamespace("self");
+        if (self == null) {
+            throw new SandboxException("--sandbox namespace: cannot read /proc/self/ns/mnt");
+        }
+        long parent = ProcessHandle.current().parent().map(ProcessHandle::pid).orElse(0L);
+        for (String other : new String[] {Long.toString(parent), "1"}) {
+            if (!other.equals("0") && self.equals(mountNamespace(other)) && Native.LIBC.getpid() != 1) {
+                throw new SandboxException("--sandbox namespace: this process shares its mount namespace with "
+                        + (other.equals("1") ? "init" : "its parent") + " (start it through bin/vhostj or "
+                        + "bin/virtiofsd, which run it under unshare(1) as root), or choose --sandbox chroot|none");
+            }
+        }
+    }
+
+    private static Path mountNamespace(String pid) {
+        try {
+            return Files.readSymbolicLink(Path.of("/proc", pid, "ns", "mnt"));
+        } catch (IOException | UnsupportedOperationException e) {
+            return null;
+        }
+    }
+
+    private static int openPath(Path p) throws NativeException {
+        return check("open(" + p + ")", Native.LIBC.open(p.toString(), FsIo.O_PATH | FsIo.O_CLOEXEC, 0));
+    }
+
+    /** Binds what {@code fd} names at {@code target} (created), read-only if asked. */
+    private static void bind(int fd, String target, boolean readOnly) throws NativeException {
+        try {
+            Files.createDirectories(Path.of(target));
+        } catch (IOException e) {
+            throw new NativeException("mkdir(" + target + ")", e.getMessage());
+        }
+        check("bind " + target, Native.LIBC.mount("/proc/self/fd/" + fd, target, null, MS_BIND | MS_REC, null));
+        if (readOnly) {
+            check("remount " + target + " read-only", Native.LIBC.mount(null, target, null,
+                    MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, null));
+        }
+    }
+
+    private static int check(String what, int rc) throws NativeException {
+        return Native.check(what, rc);
+    }
+}
