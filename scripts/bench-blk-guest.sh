@@ -100,46 +100,7 @@ for cfg in "qsd-io_uring||" "qsd-iothread-poll|,iothread=io0|--object iothread,i
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 done
 
-table=$(python3 - "$work/results" <<'PY'
-import sys
-rows, idle = [], {}
-for line in open(sys.argv[1]):
-    f = line.split()
-    if f[0] == 'IDLE':
-        idle[f[1]] = float(f[2])
-        continue
-    name, rw, bs, qd, terse = f[1], f[2], f[3], f[4], ' '.join(f[5:])
-    t = terse.split(';')
-    if len(t) < 90:
-        rows.append((name, rw, bs, qd, None)); continue
-    base = 5 if 'read' in rw else 46          # read fields start at 6, write at 47 (1-based)
-    iops = float(t[base + 2]); kb = float(t[base + 1])
-    pct = [p.split('=') for p in t[base + 12: base + 32]]
-    def at(q):
-        for k, v in pct:
-            if k.startswith(q): return float(v)
-        return float('nan')
-    rows.append((name, rw, bs, qd, (iops, kb / 1024, at('50.0'), at('99.0'))))
-best = {}
-for name, rw, bs, qd, v in rows:
-    if v and name != 'vhostj' and v[0] > best.get((rw, bs, qd), (0, ''))[0]:
-        best[(rw, bs, qd)] = (v[0], name)
-print("| backend | rw | bs | iodepth | IOPS | MiB/s | p50 µs | p99 µs | vs best qsd |")
-print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-for name, rw, bs, qd, v in rows:
-    if not v:
-        print(f"| {name} | {rw} | {bs} | {qd} | fio failed | | | | |"); continue
-    ratio = ''
-    if name == 'vhostj' and (rw, bs, qd) in best:
-        ratio = f"{v[0] / best[(rw, bs, qd)][0]:.2f}× ({best[(rw, bs, qd)][1]})"
-    print(f"| {name} | {rw} | {bs} | {qd} | {v[0]:.0f} | {v[1]:.1f} | {v[2]:.0f} | {v[3]:.0f} | {ratio} |")
-print()
-print("| backend | CPU while the guest idles (10 s) |")
-print("|---|---:|")
-for name, c in idle.items():
-    print(f"| {name} | {c:.2f} % of one CPU |")   # ticks of 1/100 s per second = percent
-PY
-)
+table=$(python3 "$ROOT/scripts/lib/fio-table.py" "$work/results" qsd)
 echo "$table"
 [[ -n "$out" ]] && echo "$table" >"$out"
 exit 0
