@@ -28,7 +28,11 @@ export VHOSTJ_NO_BUILD=1
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhostj-bench-guest.XXXXXX")
 pid=
-cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 img="$work/disk.img"
 fallocate -l 1G "$img" 2>/dev/null || truncate -s 1G "$img"

@@ -2,18 +2,20 @@
 # fio inside a QEMU guest on a virtio-fs mount, side by side: the share served by vhostj fs,
 # then by the C virtiofsd (/usr/lib/qemu/virtiofsd) with its default thread pool and with
 # --thread-pool-size=0, one run, same files.
-#   scripts/bench-fs-guest.sh [--runtime S] [--files N] [--out FILE.md]
+#   scripts/bench-fs-guest.sh [--runtime S] [--files N] [--vhostj-args "ARGS"] [--vhostj-only] [--out FILE.md]
 # Per backend, cache never on both sides: fio psync --direct=1 4k randread/randwrite and 128k
 # read/write on a 64 MiB file, then metadata from the guest's shell (N creates, N stats, N
 # unlinks of empty files). The guest is software-emulated (TCG, no KVM here): its CPU bounds
 # every number, so the ratios say more than the absolute values.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
-runtime=5; out=; files=2000
+runtime=5; out=; files=2000; vhostj_args=; peers=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runtime) runtime=$2; shift 2 ;;
     --files) files=$2; shift 2 ;;
+    --vhostj-args) vhostj_args=$2; shift 2 ;;
+    --vhostj-only) peers=; shift ;;
     --out) out=$2; shift 2 ;;
     -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-fs-guest: unknown option $1" >&2; exit 2 ;;
@@ -28,7 +30,11 @@ export VHOSTJ_NO_BUILD=1
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhostj-bench-fs-guest.XXXXXX")
 pid=
-cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 mkdir -p "$work/rd"
@@ -84,13 +90,15 @@ run_guest() { # name socket
 head -c 64M /dev/urandom >"$work/seed"
 fresh_share
 sock="$work/vhostj.sock"
-"$ROOT/bin/vhostj" fs --socket-path "$sock" --shared-dir "$work/shared" --cache never >"$work/vhostj.log" 2>&1 &
+# shellcheck disable=SC2086
+"$ROOT/bin/vhostj" fs --socket-path "$sock" --shared-dir "$work/shared" --cache never $vhostj_args \
+  >"$work/vhostj.log" 2>&1 &
 pid=$!
 wait_socket "$sock" "$work/vhostj.log"
 run_guest vhostj "$sock"
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 
-for cfg in "c-virtiofsd|" "c-virtiofsd-pool0|--thread-pool-size=0"; do
+for cfg in ${peers:+"c-virtiofsd|" "c-virtiofsd-pool0|--thread-pool-size=0"}; do
   IFS='|' read -r name extra <<<"$cfg"
   fresh_share
   sock="$work/$name.sock"
@@ -99,7 +107,8 @@ for cfg in "c-virtiofsd|" "c-virtiofsd-pool0|--thread-pool-size=0"; do
   pid=$!
   wait_socket "$sock" "$work/$name.log"
   run_guest "$name" "$sock"
-  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=
+  kill "$pid" 2>/dev/null || true   # it exits by itself when its one guest has gone
+  wait "$pid" 2>/dev/null || true; pid=
 done
 
 table=$(python3 "$ROOT/scripts/lib/fio-table.py" "$work/results" "C virtiofsd")

@@ -33,6 +33,7 @@ public final class FuseClient implements AutoCloseable {
     private long unique = 1;
     private int uid;
     private int gid;
+    private int extlen;
     private int lastLength;
     private final long[] addrs1 = new long[1];
     private final long[] addrs2 = new long[2];
@@ -100,6 +101,21 @@ public final class FuseClient implements AutoCloseable {
         return requestRaw(opcode, nodeId, len, len, outBytes, timeoutNanos);
     }
 
+    /**
+     * The same, with {@code extBytes} (a multiple of 8) of request extensions after the
+     * {@code argBytes}, counted in the in-header's total_extlen, as a 7.38 driver sends them.
+     */
+    public int requestWithExtensions(int opcode, long nodeId, int argBytes, int extBytes, int outBytes,
+            long timeoutNanos) throws NativeException {
+        int len = Fuse.IN_HEADER_SIZE + argBytes + extBytes;
+        extlen = extBytes / 8;
+        try {
+            return requestRaw(opcode, nodeId, len, len, outBytes, timeoutNanos);
+        } finally {
+            extlen = 0;
+        }
+    }
+
     /** The same with the in-header's len and the readable length chosen separately (malformed requests). */
     public int requestRaw(int opcode, long nodeId, int headerLen, int readable, int outBytes, long timeoutNanos)
             throws NativeException {
@@ -111,7 +127,8 @@ public final class FuseClient implements AutoCloseable {
         Native.putInt(h + Fuse.IN_UID, uid);
         Native.putInt(h + Fuse.IN_GID, gid);
         Native.putInt(h + Fuse.IN_PID, 1);
-        Native.putInt(h + Fuse.IN_TOTAL_EXTLEN, 0);
+        Native.putShort(h + Fuse.IN_TOTAL_EXTLEN, (short) extlen);
+        Native.putShort(h + Fuse.IN_PADDING, (short) 0);
         Native.zero(out(), Fuse.OUT_HEADER_SIZE);
         int writable = outBytes > 0 ? 1 : 0;
         long[] addrs = writable == 1 ? addrs2 : addrs1;
@@ -143,12 +160,18 @@ public final class FuseClient implements AutoCloseable {
      * 7.36 on, its first 16 bytes before); returns the out-header's error.
      */
     public int init(int minor, int maxReadahead, int flags, long timeoutNanos) throws NativeException {
+        return init(minor, maxReadahead, flags, 0, timeoutNanos);
+    }
+
+    /** The same with {@code flags2}, the upper flags a 7.36+ driver sends with FUSE_INIT_EXT (bit 30). */
+    public int init(int minor, int maxReadahead, int flags, int flags2, long timeoutNanos) throws NativeException {
         long a = in() + Fuse.IN_HEADER_SIZE;
         Native.zero(a, Fuse.INIT_IN_SIZE);
         Native.putInt(a + Fuse.INIT_IN_MAJOR, Fuse.KERNEL_VERSION);
         Native.putInt(a + Fuse.INIT_IN_MINOR, minor);
         Native.putInt(a + Fuse.INIT_IN_MAX_READAHEAD, maxReadahead);
         Native.putInt(a + Fuse.INIT_IN_FLAGS, flags);
+        Native.putInt(a + Fuse.INIT_IN_FLAGS2, flags2);
         int size = minor >= 36 ? Fuse.INIT_IN_SIZE : Fuse.INIT_IN_COMPAT_SIZE;
         return request(Fuse.INIT, 0, size, Fuse.OUT_HEADER_SIZE + Fuse.INIT_OUT_SIZE, timeoutNanos);
     }

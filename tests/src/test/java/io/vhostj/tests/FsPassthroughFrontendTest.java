@@ -403,6 +403,57 @@ class FsPassthroughFrontendTest {
     }
 
     @Test
+    void shouldCreateWithTheSupplementaryGroupTheGuestSends() throws Exception {
+        if (!isRoot()) {
+            System.err.println("\n!! SKIPPED: acting as the guest's groups needs root\n");
+            org.junit.jupiter.api.Assumptions.abort("not root");
+        }
+        start().close();
+        try (FuseClient c = FuseClient.connect(dir.resolve("fs.sock"), 64)) {
+            int initExt = 1 << 30;
+            int createSuppGroup2 = 1 << 2; // FUSE_CREATE_SUPP_GROUP, bit 34
+            assertEquals(0, c.init(38, 0, initExt, createSuppGroup2, TIMEOUT));
+            long out = c.out() + Fuse.OUT_HEADER_SIZE;
+            assertEquals(initExt, Native.getInt(out + Fuse.INIT_OUT_FLAGS) & initExt);
+            assertEquals(createSuppGroup2, Native.getInt(out + Fuse.INIT_OUT_FLAGS2), "offered as root");
+
+            // a directory only its group may write in; the caller is in that group, but not as its gid
+            Path team = dir.resolve("shared").resolve("team");
+            Files.createDirectory(team);
+            Files.setAttribute(team, "unix:gid", 4242);
+            Files.setPosixFilePermissions(team, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwx---"));
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "team"));
+            long teamNode = entryNode(c);
+            c.caller(1000, 1000);
+            long a = c.in() + Fuse.IN_HEADER_SIZE;
+            byte[] name = "by-member\0".getBytes(StandardCharsets.UTF_8); // 10 bytes: MKDIR_IN_SIZE + 10 + 6 pad
+            Native.zero(a, 64);
+            Native.putInt(a + Fuse.MKDIR_IN_MODE, 0755);
+            Native.copyFromArray(name, 0, a + Fuse.MKDIR_IN_SIZE, name.length);
+            int args = Fuse.MKDIR_IN_SIZE + name.length;
+            assertEquals(-13 /* EACCES */, c.request(Fuse.MKDIR, teamNode, args, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT),
+                    "without the group, as the kernel would refuse it");
+
+            long ext = a + args;
+            Native.putInt(ext + Fuse.EXT_SIZE, 16);
+            Native.putInt(ext + Fuse.EXT_TYPE, Fuse.EXT_GROUPS);
+            Native.putInt(ext + Fuse.EXT_HEADER_SIZE + Fuse.SUPP_GROUPS_NR, 1);
+            Native.putInt(ext + Fuse.EXT_HEADER_SIZE + Fuse.SUPP_GROUPS_FIRST, 4242);
+            assertEquals(0, c.requestWithExtensions(Fuse.MKDIR, teamNode, args, 16, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));
+            Path made = team.resolve("by-member");
+            assertEquals(1000, Files.getAttribute(made, "unix:uid"));
+            assertEquals(1000, Files.getAttribute(made, "unix:gid"));
+
+            // the group was this request's only: the next one without it is refused again
+            name = "by-member2\0".getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(name, 0, a + Fuse.MKDIR_IN_SIZE, name.length);
+            assertEquals(-13, c.request(Fuse.MKDIR, teamNode, Fuse.MKDIR_IN_SIZE + name.length, 16 + Fuse.ENTRY_OUT_SIZE,
+                    TIMEOUT));
+            c.caller(0, 0);
+        }
+    }
+
+    @Test
     void shouldListWithAttributesThroughReaddirplus() throws Exception {
         try (FuseClient c = start()) {
             long fh = open(c, Fuse.OPENDIR, Fuse.ROOT_ID);

@@ -81,6 +81,16 @@ public final class Fuse {
     public static final int IN_PADDING = 38;     // u16
     public static final int IN_HEADER_SIZE = IN_PADDING + 2;
 
+    // ---- request extensions (7.38): the last total_extlen * 8 bytes of a request --------------
+    // struct fuse_ext_header: u32 size (with this header, a multiple of 8), u32 type
+    public static final int EXT_SIZE = 0;
+    public static final int EXT_TYPE = 4;
+    public static final int EXT_HEADER_SIZE = 8;
+    /** FUSE_EXT_GROUPS: struct fuse_supp_groups { u32 nr_groups; u32 groups[]; } follows. */
+    public static final int EXT_GROUPS = 2;
+    public static final int SUPP_GROUPS_NR = 0;
+    public static final int SUPP_GROUPS_FIRST = 4;
+
     // ---- struct fuse_out_header (16) ------------------------------------------------------------
     public static final int OUT_LEN = 0;         // u32: the whole reply, header included
     public static final int OUT_ERROR = 4;       // i32: 0 or a negated errno

@@ -33,6 +33,10 @@ final class FuseQueueHandler implements QueueHandler {
     static final int FUSE_READDIRPLUS_AUTO = 1 << 14;
     static final int FUSE_POSIX_LOCKS = 1 << 1;
     static final int FUSE_FLOCK_LOCKS = 1 << 10;
+    /** fuse_init_in/out carry flags2, the upper 32 bits of the flags. */
+    static final int FUSE_INIT_EXT = 1 << 30;
+    /** FUSE_CREATE_SUPP_GROUP (bit 34), in flags2: creating requests carry the caller's group of the parent. */
+    static final int FUSE_CREATE_SUPP_GROUP2 = 1 << (34 - 32);
     static final int OFFERED_FLAGS = FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO
             | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS;
 
@@ -523,7 +527,7 @@ final class FuseQueueHandler implements QueueHandler {
      */
     private int readString(int skip, long dst, boolean component) throws ChainException {
         long from = Fuse.IN_HEADER_SIZE + Fuse.argumentSize(request.opcode()) + (long) skip;
-        long available = request.chain().readableBytes() - from;
+        long available = request.argumentsEnd() - from;
         if (available <= 0) {
             return -Errno.EINVAL;
         }
@@ -577,10 +581,17 @@ final class FuseQueueHandler implements QueueHandler {
         if (parent != null) {
             fd(parent); // opening by file handle needs CAP_DAC_READ_SEARCH, which the guest's ids do not have
         }
+        long group = request.suppGroup();
         FsIo.switchFsIds(request.uid(), request.gid());
+        if (group >= 0) {
+            FsIo.setThreadGroups((int) group, proc); // the parent's group the caller is in (FUSE_CREATE_SUPP_GROUP)
+        }
         try {
             return change(opcode);
         } finally {
+            if (group >= 0) {
+                FsIo.restoreThreadGroups();
+            }
             FsIo.switchFsIds(OWN_UID, OWN_GID);
         }
     }
@@ -698,7 +709,7 @@ final class FuseQueueHandler implements QueueHandler {
                     return error(-len);
                 }
                 long valueAt = Fuse.IN_HEADER_SIZE + Fuse.SETXATTR_IN_COMPAT_SIZE + len + 1L;
-                if (size < 0 || size > 65536 || valueAt + size > request.chain().readableBytes()) {
+                if (size < 0 || size > 65536 || valueAt + size > request.argumentsEnd()) {
                     return error(Errno.EINVAL);
                 }
                 request.chain().readFromChain(valueAt, dents, size);
@@ -955,7 +966,7 @@ final class FuseQueueHandler implements QueueHandler {
         }
         long from = Fuse.IN_HEADER_SIZE + Fuse.WRITE_IN_SIZE;
         long size = request.argInt(Fuse.WRITE_IN_SIZE_BYTES) & 0xffff_ffffL;
-        if (from + size > request.chain().readableBytes()) {
+        if (from + size > request.argumentsEnd()) {
             return error(Errno.EINVAL);
         }
         long done = 0;
@@ -1021,6 +1032,13 @@ final class FuseQueueHandler implements QueueHandler {
         int offered = fs != null && fs.readdirplus() ? OFFERED_FLAGS
                 : OFFERED_FLAGS & ~(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO);
         int flags = request.argInt(Fuse.INIT_IN_FLAGS) & offered;
+        int flags2 = 0;
+        if ((request.argInt(Fuse.INIT_IN_FLAGS) & FUSE_INIT_EXT) != 0) {
+            flags |= FUSE_INIT_EXT;
+            // the supplementary group only means something when we act as the caller (as root)
+            flags2 = request.argInt(Fuse.INIT_IN_FLAGS2) & (SWITCH_IDS ? FUSE_CREATE_SUPP_GROUP2 : 0);
+        }
+        Native.putInt(out + Fuse.INIT_OUT_FLAGS2, flags2);
         Native.putInt(out + Fuse.INIT_OUT_MINOR, agreed);
         Native.putInt(out + Fuse.INIT_OUT_MAX_READAHEAD, request.argInt(Fuse.INIT_IN_MAX_READAHEAD));
         Native.putInt(out + Fuse.INIT_OUT_FLAGS, flags);
@@ -1030,7 +1048,8 @@ final class FuseQueueHandler implements QueueHandler {
         Native.putInt(out + Fuse.INIT_OUT_TIME_GRAN, 1);
         Native.putShort(out + Fuse.INIT_OUT_MAX_PAGES, (short) MAX_PAGES);
         session.initialized(agreed);
-        LOG.info("FUSE session 7.{} (guest 7.{}), flags 0x{}", agreed, minor, Integer.toHexString(flags));
+        LOG.info("FUSE session 7.{} (guest 7.{}), flags 0x{}", agreed, minor,
+                Long.toHexString((flags & 0xffff_ffffL) | (long) flags2 << 32));
         return ok(Fuse.INIT_OUT_SIZE);
     }
 

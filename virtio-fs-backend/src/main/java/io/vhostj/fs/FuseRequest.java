@@ -17,6 +17,7 @@ public final class FuseRequest implements AutoCloseable {
     static final int MAX_ARGUMENT = Fuse.SETATTR_IN_SIZE;
 
     private final long buffer = Native.allocate(Fuse.IN_HEADER_SIZE + MAX_ARGUMENT);
+    private final long scratch = Native.allocate(Fuse.EXT_HEADER_SIZE + 8);
     private DescriptorChain chain;
     private int argumentCopied;
 
@@ -36,7 +37,7 @@ public final class FuseRequest implements AutoCloseable {
             return false;
         }
         int arg = Fuse.argumentSize(opcode());
-        if (Fuse.IN_HEADER_SIZE + (long) arg > chain.readableBytes()) {
+        if (Fuse.IN_HEADER_SIZE + (long) arg + extensionBytes() > chain.readableBytes()) {
             return false;
         }
         argumentCopied = (int) Math.min(MAX_ARGUMENT, chain.readableBytes() - Fuse.IN_HEADER_SIZE);
@@ -77,6 +78,41 @@ public final class FuseRequest implements AutoCloseable {
         return Native.getInt(buffer + Fuse.IN_PID);
     }
 
+    /** The length of the extensions at the end of the request (total_extlen, in bytes). */
+    private int extensionBytes() {
+        return (Native.getShort(buffer + Fuse.IN_TOTAL_EXTLEN) & 0xffff) * 8;
+    }
+
+    /** Where the request's arguments (names, data) end: the extensions, if any, follow. */
+    public long argumentsEnd() {
+        return chain.readableBytes() - extensionBytes();
+    }
+
+    /**
+     * The supplementary group the guest sent with a request that creates an inode (a
+     * FUSE_EXT_GROUPS extension: the parent directory's group, which the caller is in but is not
+     * its fsgid), or -1. A malformed extension list counts as none.
+     */
+    public long suppGroup() throws ChainException {
+        long at = argumentsEnd();
+        long end = chain.readableBytes();
+        while (at + Fuse.EXT_HEADER_SIZE <= end) {
+            chain.readFromChain(at, scratch, Fuse.EXT_HEADER_SIZE);
+            long size = Native.getInt(scratch + Fuse.EXT_SIZE) & 0xffff_ffffL;
+            if (size < Fuse.EXT_HEADER_SIZE || size % 8 != 0 || at + size > end) {
+                return -1;
+            }
+            if (Native.getInt(scratch + Fuse.EXT_TYPE) == Fuse.EXT_GROUPS && size >= Fuse.EXT_HEADER_SIZE + 8) {
+                chain.readFromChain(at + Fuse.EXT_HEADER_SIZE, scratch, 8);
+                if (Native.getInt(scratch + Fuse.SUPP_GROUPS_NR) >= 1) {
+                    return Native.getInt(scratch + Fuse.SUPP_GROUPS_FIRST) & 0xffff_ffffL;
+                }
+            }
+            at += size;
+        }
+        return -1;
+    }
+
     /** Bytes after the in-header (argument, names, data). */
     public long payloadBytes() {
         return chain.readableBytes() - Fuse.IN_HEADER_SIZE;
@@ -99,5 +135,6 @@ public final class FuseRequest implements AutoCloseable {
     @Override
     public void close() {
         Native.free(buffer);
+        Native.free(scratch);
     }
 }

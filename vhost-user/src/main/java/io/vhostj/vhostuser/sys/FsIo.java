@@ -231,6 +231,43 @@ public final class FsIo {
         Native.LIBC.syscall(SYS_SETFSUID, uid & 0xffff_ffffL, 0, 0, 0, 0, 0);
     }
 
+    private static final long SYS_GETGROUPS = 115;
+    private static final long SYS_SETGROUPS = 116;
+
+    /** The process's supplementary groups as it started (every thread's, until one changes its own). */
+    private static final class OwnGroups {
+        static final long LIST;
+        static final int COUNT;
+
+        static {
+            int n = (int) Native.LIBC.syscall(SYS_GETGROUPS, 0, 0, 0, 0, 0, 0);
+            COUNT = Math.max(n, 0);
+            LIST = Native.allocate(4L * COUNT + 4);
+            if (COUNT > 0) {
+                Native.LIBC.syscall(SYS_GETGROUPS, COUNT, LIST, 0, 0, 0, 0);
+            }
+        }
+
+        /** Loads the class, which reads the list. */
+        static void capture() {
+        }
+    }
+
+    /**
+     * Makes {@code gid} this thread's only supplementary group (the raw syscall acts on the
+     * calling thread, unlike glibc's setgroups); {@code scratch} holds 4 bytes. Needs CAP_SETGID.
+     */
+    public static void setThreadGroups(int gid, long scratch) {
+        OwnGroups.capture(); // the process's list must be read before this thread's changes
+        Native.putInt(scratch, gid);
+        Native.LIBC.syscall(SYS_SETGROUPS, 1, scratch, 0, 0, 0, 0);
+    }
+
+    /** This thread's supplementary groups back to the process's own. */
+    public static void restoreThreadGroups() {
+        Native.LIBC.syscall(SYS_SETGROUPS, OwnGroups.COUNT, OwnGroups.LIST, 0, 0, 0, 0);
+    }
+
     // open file description locks (fcntl(2)) with struct flock: s16 type, s16 whence, s64 start, s64 len, s32 pid
     public static final int F_OFD_GETLK = 36;
     public static final int F_OFD_SETLK = 37;
