@@ -14,6 +14,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import io.vhostj.bench.FuseClient;
 import io.vhostj.fs.FsDevice;
+import io.vhostj.fs.FsOptions;
 import io.vhostj.fs.Fuse;
 import io.vhostj.vhostuser.sys.Errno;
 import io.vhostj.vhostuser.sys.Native;
@@ -52,13 +53,17 @@ class FsPassthroughFrontendTest {
     }
 
     private FuseClient start(boolean readOnly, boolean xattr) throws Exception {
+        return start(baseOptions().withReadOnly(readOnly).withXattr(xattr));
+    }
+
+    private FuseClient start(FsOptions options) throws Exception {
         Path shared = Files.createDirectory(dir.resolve("shared"));
         Files.writeString(shared.resolve("hello.txt"), "hello from the host\n");
         Files.createDirectory(shared.resolve("d"));
         Files.writeString(shared.resolve("d").resolve("inner"), "inner");
         Files.createSymbolicLink(shared.resolve("link"), Path.of("/etc/passwd"));
         Files.writeString(dir.resolve("outside"), "secret");
-        device = new FsDevice(shared, baseOptions().withReadOnly(readOnly).withXattr(xattr), "t", 1, 1024);
+        device = new FsDevice(shared, options, "t", 1, 1024);
         device.open();
         Path socket = dir.resolve("fs.sock");
         server = new ServedDevice(device, socket);
@@ -399,6 +404,36 @@ class FsPassthroughFrontendTest {
                     Fuse.MKDIR_IN_SIZE + 7, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));
             c.caller(0, 0);
             assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"), "root again for what follows");
+        }
+    }
+
+    @Test
+    void shouldDropTheGuestsODirectUnlessAllowedAsVirtiofsdDoes() throws Exception {
+        assertEquals("ell", readWithODirect(start()), "the host page cache serves an unaligned O_DIRECT read");
+    }
+
+    @Test
+    void shouldPassODirectThroughWithAllowDirectIo() throws Exception {
+        assertEquals("EINVAL", readWithODirect(start(baseOptions().withAllowDirectIo(true))),
+                "the host file is O_DIRECT: an unaligned read is refused (where the file system has O_DIRECT)");
+    }
+
+    /** OPEN hello.txt with O_DIRECT, READ 3 bytes at offset 1: the bytes, or the errno's name. */
+    private static String readWithODirect(FuseClient c) throws Exception {
+        try (c) {
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            Native.zero(c.in() + Fuse.IN_HEADER_SIZE, Fuse.OPEN_IN_SIZE);
+            Native.putInt(c.in() + Fuse.IN_HEADER_SIZE + Fuse.OPEN_IN_FLAGS, 0x4000 /* O_DIRECT */);
+            assertEquals(0, c.request(Fuse.OPEN, node, Fuse.OPEN_IN_SIZE, 16 + Fuse.OPEN_OUT_SIZE, TIMEOUT));
+            long fh = Native.getLong(c.out() + Fuse.OUT_HEADER_SIZE + Fuse.OPEN_OUT_FH);
+            int rc = read(c, Fuse.READ, fh, 1, 3);
+            if (rc != 0) {
+                return rc == -22 ? "EINVAL" : "errno " + -rc;
+            }
+            byte[] got = new byte[c.replyLength() - 16];
+            Native.copyToArray(c.out() + 16, got, 0, got.length);
+            return new String(got, StandardCharsets.UTF_8);
         }
     }
 

@@ -92,7 +92,8 @@ public final class FsMain implements Callable<Integer> {
     @Option(names = "--writeback", description = "Accepted; the FUSE writeback cache is not enabled yet.")
     boolean writeback;
 
-    @Option(names = "--allow-direct-io", description = "Accepted; the guest's O_DIRECT opens are served.")
+    @Option(names = "--allow-direct-io", description = "Pass the guest's O_DIRECT to the host file (by default it is "
+            + "dropped, as virtiofsd does, and the host page cache serves the guest's direct I/O).")
     boolean allowDirectIo;
 
     @Option(names = "--allow-mmap", description = "Accepted; there is no DAX window, mmap goes through the page cache.")
@@ -174,7 +175,7 @@ public final class FsMain implements Callable<Integer> {
         try {
             device = new FsDevice(shared,
                     new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr,
-                            "prefer".equals(inodeFileHandles)), tag,
+                            "prefer".equals(inodeFileHandles), allowDirectIo), tag,
                     requestQueues, queueSize);
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
@@ -218,8 +219,10 @@ public final class FsMain implements Callable<Integer> {
                 case "xattr" -> xattr = true;
                 case "no_xattr" -> noXattr = true;
                 case "readdirplus" -> noReaddirplus = false;
+                case "allow_direct_io" -> allowDirectIo = true;
+                case "no_allow_direct_io" -> allowDirectIo = false;
                 case "writeback", "no_writeback", "announce_submounts", "no_posix_lock",
-                        "no_flock", "flock", "posix_lock", "allow_direct_io", "no_allow_direct_io", "timeout",
+                        "no_flock", "flock", "posix_lock", "timeout",
                         "modcaps", "xattrmap", "killpriv_v2", "no_killpriv_v2" -> {
                     // accepted; see --help for what each does today
                 }

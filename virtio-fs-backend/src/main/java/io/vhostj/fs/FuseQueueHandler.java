@@ -225,13 +225,20 @@ final class FuseQueueHandler implements QueueHandler {
         return ok(Fuse.STATFS_OUT_SIZE);
     }
 
+    private static final int O_DIRECT = 0x4000;
+
+    /** The guest's open flags as the host file gets them: O_DIRECT only with --allow-direct-io. */
+    private int hostFlags(int guestFlags) {
+        return fs.allowDirectIo() ? guestFlags : guestFlags & ~O_DIRECT;
+    }
+
     /** OPEN / OPENDIR: a real descriptor with the guest's access mode, as a handle. */
     private int open(int extraFlags) throws ChainException, NativeException {
         Passthrough.Inode inode = node();
         if (inode == null) {
             return error(Errno.EBADF);
         }
-        int flags = request.argInt(Fuse.OPEN_IN_FLAGS) | extraFlags;
+        int flags = hostFlags(request.argInt(Fuse.OPEN_IN_FLAGS)) | extraFlags;
         if ((flags & 3) != 0 && fs.readOnly()) {
             return error(Errno.EROFS);
         }
@@ -608,7 +615,7 @@ final class FuseQueueHandler implements QueueHandler {
                 if (n < 0) {
                     return error(-n);
                 }
-                int flags = request.argInt(Fuse.CREATE_IN_FLAGS);
+                int flags = hostFlags(request.argInt(Fuse.CREATE_IN_FLAGS));
                 int fd = FsIo.openat(fd(inode), name, (flags | Passthrough.O_CREAT | FsIo.O_NOFOLLOW)
                         & ~Passthrough.O_NOCTTY, request.argInt(Fuse.CREATE_IN_MODE));
                 int entry;
@@ -755,7 +762,7 @@ final class FuseQueueHandler implements QueueHandler {
                 return ok(Fuse.WRITE_OUT_SIZE);
             }
             case Fuse.TMPFILE -> {
-                int flags = request.argInt(Fuse.CREATE_IN_FLAGS);
+                int flags = hostFlags(request.argInt(Fuse.CREATE_IN_FLAGS));
                 Native.putShort(name, (short) '.'); // ".\0"
                 int fd = FsIo.openat(fd(inode), name, (flags | O_TMPFILE) & ~(Passthrough.O_CREAT | Passthrough.O_NOCTTY),
                         request.argInt(Fuse.CREATE_IN_MODE));

@@ -93,6 +93,11 @@ final class Passthrough implements AutoCloseable {
         return options.xattr();
     }
 
+    /** Whether the guest's O_DIRECT is passed to the host ({@code --allow-direct-io}). */
+    boolean allowDirectIo() {
+        return options.allowDirectIo();
+    }
+
     /** Whether READDIRPLUS is offered (virtiofsd's --no-readdirplus turns it off). */
     boolean readdirplus() {
         return options.readdirplus();
