@@ -22,9 +22,10 @@ import io.vhostj.tests.BackendProcess;
  * One battery of file system checks, run by a QEMU guest on a virtiofs mount served first by
  * {@code vhostj fs}, then by the C virtiofsd ({@code /usr/lib/qemu/virtiofsd}, Debian's
  * qemu-system-common), in the same test run. vhostj must pass every check; the report lists
- * where the two differ. (flock between two guest processes passes on both: the C virtiofsd
- * leaves locks to the guest kernel, vhostj takes them on the host.) Not in it yet: fcntl locks
- * from the guest (no tool in the initramfs; the frontend test covers them).
+ * where the two differ. (flock and fcntl locks between two guest processes pass on both: the C
+ * virtiofsd leaves locks to the guest kernel, vhostj takes them on the host, so only vhostj's
+ * guest sees a lock a host process holds.) fcntl locks come from sqlite3, which takes them
+ * with F_SETLK on byte ranges of its database file.
  */
 @Tag("e2e")
 class GuestFsIT {
@@ -56,6 +57,10 @@ class GuestFsIT {
                 + " && echo 3 > /proc/sys/vm/drop_caches && sha256sum -c /tmp/w.sum"},
         {"big-file-after-drop", "echo 3 > /proc/sys/vm/drop_caches && sha256sum big.bin | grep -q $BIGSUM"},
         {"statfs", "df /mnt/fs | tail -1 | grep -q /mnt/fs && stat -f -c %b . | grep -q '^[1-9]'"},
+        {"fcntl-lock-two-processes", "sqlite3 db 'create table t(x);'"
+                + " && ( sqlite3 db 'BEGIN EXCLUSIVE;' '.shell sleep 4' 'COMMIT;' & ) && sleep 1.5"
+                + " && ! sqlite3 db 'BEGIN EXCLUSIVE;' && sqlite3 -cmd '.timeout 20000' db 'BEGIN EXCLUSIVE;' 'COMMIT;'"},
+        {"fcntl-lock-held-by-host", "[ -e host-locked.db ] && ! sqlite3 host-locked.db 'BEGIN EXCLUSIVE;'"},
         {"flock-two-processes", "touch lk && ( /usr/bin/flock -x lk sleep 2 & ) && sleep 0.5"
                 + " && ! /usr/bin/flock -n lk true && /usr/bin/flock -w 10 lk true"},
         {"no-dotdot-escape", "! cat ../outside.txt 2>/dev/null"},
@@ -85,7 +90,7 @@ class GuestFsIT {
             return;
         }
         Map<String, String> c = run("c-virtiofsd", sock -> BackendProcess.startProgram(sock, dir.resolve("c.log"),
-                C_VIRTIOFSD.toString(), "--socket-path=" + sock, "-o", "source=" + shared("c"), "-o", "cache=auto"));
+                C_VIRTIOFSD.toString(), "--socket-path=" + sock, "-o", "source=" + shared("c-virtiofsd"), "-o", "cache=auto"));
         StringBuilder report = new StringBuilder("GuestFsIT: vhostj fs against the C virtiofsd, "
                 + CHECKS.length + " checks\n");
         int differ = 0;
@@ -118,6 +123,7 @@ class GuestFsIT {
             Files.writeString(many.resolve("f" + i), Integer.toString(i));
         }
         Files.createSymbolicLink(shared.resolve("escape"), dir.resolve("outside.txt").toAbsolutePath());
+        Files.createFile(shared.resolve("host-locked.db")); // locked by this test while the guest runs
         Files.writeString(dir.resolve("outside.txt"), "host-secret");
         return shared;
     }
@@ -134,7 +140,11 @@ class GuestFsIT {
             script.append("check ").append(c[0]).append(" '").append(c[1].replace("'", "'\\''")).append("'\n");
         }
         script.append("cd /\numount /mnt/fs && echo unmounted\n");
-        try (BackendProcess backend = starter.start(sock)) {
+        try (BackendProcess backend = starter.start(sock);
+                java.nio.channels.FileChannel held = java.nio.channels.FileChannel.open(
+                        dir.resolve("shared-" + name).resolve("host-locked.db"),
+                        java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE);
+                java.nio.channels.FileLock lock = held.lock()) { // a host process's fcntl lock
             GuestVm.Result r = new GuestVm().chardevSocket("c0", sock).device("vhost-user-fs-pci,chardev=c0,tag=hostfs")
                     .run(dir.resolve("guest-" + name), script.toString(), 300);
             String console = r.console();
