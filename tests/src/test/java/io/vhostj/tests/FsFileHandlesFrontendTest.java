@@ -17,7 +17,22 @@ import io.vhostj.fs.Fuse;
 class FsFileHandlesFrontendTest extends FsPassthroughFrontendTest {
     @Override
     FsOptions baseOptions() {
-        return FsOptions.defaults().withFileHandles(true);
+        return FsOptions.defaults().withFileHandles(FsOptions.FileHandles.PREFER);
+    }
+
+    @Test
+    void shouldRefuseToStartWithoutFileHandlesOnlyWhenMandatory() throws Exception {
+        java.nio.file.Path proc = java.nio.file.Path.of("/proc/sys"); // procfs has no file handles
+        io.vhostj.fs.FsDevice mandatory = new io.vhostj.fs.FsDevice(proc,
+                FsOptions.defaults().withFileHandles(FsOptions.FileHandles.MANDATORY), "t", 1, 64);
+        io.vhostj.vhostuser.sys.NativeException e = assertThrows(io.vhostj.vhostuser.sys.NativeException.class,
+                mandatory::open);
+        assertTrue(e.getMessage().contains("--inode-file-handles=mandatory"), e.getMessage());
+        io.vhostj.fs.FsDevice prefer = new io.vhostj.fs.FsDevice(proc,
+                FsOptions.defaults().withFileHandles(FsOptions.FileHandles.PREFER), "t", 1, 64);
+        prefer.open();
+        assertFalse(prefer.usesFileHandles(), "prefer falls back to descriptors");
+        prefer.reset();
     }
 
     @Test

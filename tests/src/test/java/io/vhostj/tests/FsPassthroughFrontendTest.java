@@ -408,6 +408,46 @@ class FsPassthroughFrontendTest {
     }
 
     @Test
+    void shouldKeepTwoMountsOfOneFileSystemApart() throws Exception {
+        if (!isRoot()) {
+            System.err.println("\n!! SKIPPED: bind mounts need root\n");
+            org.junit.jupiter.api.Assumptions.abort("not root");
+        }
+        Path src = Files.createDirectory(dir.resolve("src"));
+        Files.writeString(src.resolve("f"), "same file");
+        try (FuseClient c = start()) {
+            Path rw = Files.createDirectory(dir.resolve("shared").resolve("rw"));
+            Path ro = Files.createDirectory(dir.resolve("shared").resolve("ro"));
+            sh("mount --bind " + src + " " + rw + " && mount --bind " + src + " " + ro
+                    + " && mount -o remount,bind,ro " + ro);
+            try {
+                assertEquals(0, lookup(c, Fuse.ROOT_ID, "rw"));
+                assertEquals(0, lookup(c, entryNode(c), "f"));
+                long viaRw = entryNode(c);
+                assertEquals(0, lookup(c, Fuse.ROOT_ID, "ro"));
+                assertEquals(0, lookup(c, entryNode(c), "f"));
+                long viaRo = entryNode(c);
+                assertNotEquals(viaRw, viaRo, "one inode, two mounts: two nodes (the mount id is in the key)");
+                Native.zero(c.in() + Fuse.IN_HEADER_SIZE, Fuse.OPEN_IN_SIZE);
+                Native.putInt(c.in() + Fuse.IN_HEADER_SIZE + Fuse.OPEN_IN_FLAGS, 1 /* O_WRONLY */);
+                assertEquals(-30 /* EROFS */, c.request(Fuse.OPEN, viaRo, Fuse.OPEN_IN_SIZE, 16 + Fuse.OPEN_OUT_SIZE,
+                        TIMEOUT), "written through the read-only mount");
+                assertEquals(0, c.request(Fuse.OPEN, viaRw, Fuse.OPEN_IN_SIZE, 16 + Fuse.OPEN_OUT_SIZE, TIMEOUT),
+                        "written through the writable one");
+            } finally {
+                sh("umount -l " + ro + " && umount -l " + rw); // the backend still holds descriptors in them
+            }
+        }
+    }
+
+    private static void sh(String command) throws Exception {
+        Process p = new ProcessBuilder("sh", "-c", command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), command + ": " + out);
+    }
+
+    @Test
     void shouldDropTheGuestsODirectUnlessAllowedAsVirtiofsdDoes() throws Exception {
         assertEquals("ell", readWithODirect(start()), "the host page cache serves an unaligned O_DIRECT read");
     }

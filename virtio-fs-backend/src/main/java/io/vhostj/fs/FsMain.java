@@ -85,8 +85,8 @@ public final class FsMain implements Callable<Integer> {
 
     @Option(names = "--inode-file-handles", paramLabel = "MODE", arity = "0..1", fallbackValue = "prefer",
             description = "never (default: an O_PATH descriptor per inode the guest holds), or prefer (file handles "
-                    + "where the file system and CAP_DAC_READ_SEARCH allow, so huge trees do not exhaust descriptors); "
-                    + "mandatory is not implemented yet.")
+                    + "where the file system and CAP_DAC_READ_SEARCH allow, so huge trees do not exhaust descriptors), "
+                    + "or mandatory (file handles or nothing: refuse to start without them).")
     String inodeFileHandles;
 
     @Option(names = "--writeback", description = "Accepted; the FUSE writeback cache is not enabled yet.")
@@ -128,6 +128,7 @@ public final class FsMain implements Callable<Integer> {
             return 0;
         }
         CachePolicy cachePolicy;
+        FsOptions.FileHandles fileHandles;
         try {
             applyCOptions();
             if (debug) {
@@ -136,10 +137,7 @@ public final class FsMain implements Callable<Integer> {
             backend.applyLogLevel();
             backend.validate();
             cachePolicy = CachePolicy.parse(cache);
-            if (inodeFileHandles != null && !inodeFileHandles.matches("never|prefer")) {
-                throw new IllegalArgumentException("--inode-file-handles=" + inodeFileHandles
-                        + " is not implemented yet (never or prefer)");
-            }
+            fileHandles = FsOptions.FileHandles.parse(inodeFileHandles);
             if (rlimitNofile != null && rlimitNofile < 64) {
                 throw new IllegalArgumentException("--rlimit-nofile must be at least 64");
             }
@@ -175,7 +173,7 @@ public final class FsMain implements Callable<Integer> {
         try {
             device = new FsDevice(shared,
                     new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr,
-                            "prefer".equals(inodeFileHandles), allowDirectIo), tag,
+                            fileHandles, allowDirectIo), tag,
                     requestQueues, queueSize);
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
@@ -201,7 +199,7 @@ public final class FsMain implements Callable<Integer> {
                     readOnly ? " read-only" : "", sandbox, seenAs.equals(shared) ? "" : " (seen as " + seenAs + ")",
                     cachePolicy, (xattr || posixAcl) && !noXattr ? "on" : "off",
                     device.usesFileHandles() ? "file handles" : "descriptors", requestQueues);
-            if ("prefer".equals(inodeFileHandles) && !device.usesFileHandles()) {
+            if (fileHandles == FsOptions.FileHandles.PREFER && !device.usesFileHandles()) {
                 log.warn("fs: --inode-file-handles=prefer, but {} has no file handles (or CAP_DAC_READ_SEARCH is "
                         + "missing): using descriptors", shared);
             }

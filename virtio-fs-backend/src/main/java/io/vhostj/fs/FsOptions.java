@@ -7,17 +7,37 @@ package io.vhostj.fs;
  * @param cache         name, attribute and data caching ({@code --cache})
  * @param readdirplus   READDIRPLUS offered (off with {@code --no-readdirplus})
  * @param xattr         extended attributes served (virtiofsd's default is off; {@code --xattr})
- * @param fileHandles   inodes the guest holds are kept as file handles, not open descriptors,
- *                      where the file system has them ({@code --inode-file-handles=prefer})
+ * @param fileHandles   whether inodes the guest holds are kept as file handles, not open
+ *                      descriptors ({@code --inode-file-handles})
  * @param allowDirectIo the guest's O_DIRECT reaches the host file ({@code --allow-direct-io});
  *                      by default it is dropped, as both virtiofsds do: the host page cache
  *                      serves the guest's direct I/O
  */
-public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus, boolean xattr, boolean fileHandles,
-        boolean allowDirectIo) {
+public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus, boolean xattr,
+        FileHandles fileHandles, boolean allowDirectIo) {
+    /** {@code --inode-file-handles}. */
+    public enum FileHandles {
+        /** An O_PATH descriptor per inode. */
+        NEVER,
+        /** File handles where the file system and CAP_DAC_READ_SEARCH allow, descriptors elsewhere. */
+        PREFER,
+        /** File handles or nothing: the export refuses to start, a lookup without one fails. */
+        MANDATORY;
+
+        public static FileHandles parse(String value) {
+            return switch (value == null ? "never" : value) {
+                case "never" -> NEVER;
+                case "prefer" -> PREFER;
+                case "mandatory" -> MANDATORY;
+                default -> throw new IllegalArgumentException(
+                        "--inode-file-handles must be never, prefer or mandatory, not " + value);
+            };
+        }
+    }
+
     /** virtiofsd's defaults: writable, cache=auto, READDIRPLUS, no xattrs, descriptors, O_DIRECT dropped. */
     public static FsOptions defaults() {
-        return new FsOptions(false, CachePolicy.AUTO, true, false, false, false);
+        return new FsOptions(false, CachePolicy.AUTO, true, false, FileHandles.NEVER, false);
     }
 
     public FsOptions withReadOnly(boolean value) {
@@ -28,7 +48,7 @@ public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus
         return new FsOptions(readOnly, cache, readdirplus, value, fileHandles, allowDirectIo);
     }
 
-    public FsOptions withFileHandles(boolean value) {
+    public FsOptions withFileHandles(FileHandles value) {
         return new FsOptions(readOnly, cache, readdirplus, xattr, value, allowDirectIo);
     }
 

@@ -53,6 +53,7 @@ final class FuseQueueHandler implements QueueHandler {
     private final long proc = Native.allocate(64);
     private final long times = Native.allocate(32);
     private final long stat = Native.allocate(FsIo.STAT_SIZE + FsIo.STATFS_SIZE);
+    private final long statx = Native.allocate(FsIo.STATX_SIZE);
     private final long dents = Native.allocate(MAX_DIR_REPLY);
     private final long iov = Native.allocate((long) FileIo.IOV_MAX * FileIo.IOVEC_SIZE);
     private long malformed;
@@ -810,13 +811,14 @@ final class FuseQueueHandler implements QueueHandler {
      */
     private Passthrough.Inode lookUpAt(int dirFd, long path, int openFlags) throws NativeException {
         int fd = FsIo.openat(dirFd, path, openFlags);
+        long mount;
         try {
-            FsIo.fstatat(fd, Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+            mount = FsIo.fstatWithMountId(fd, stat, statx);
         } catch (NativeException e) {
             Native.LIBC.close(fd);
             throw e;
         }
-        return fs.lookedUp(fd, stat);
+        return fs.lookedUp(fd, stat, mount);
     }
 
     /**
@@ -1103,6 +1105,7 @@ final class FuseQueueHandler implements QueueHandler {
         Native.free(proc);
         Native.free(times);
         Native.free(stat);
+        Native.free(statx);
         Native.free(dents);
         Native.free(iov);
         Native.free(flock);

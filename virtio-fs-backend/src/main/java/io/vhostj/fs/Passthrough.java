@@ -31,15 +31,21 @@ final class Passthrough implements AutoCloseable {
         final long handle; // native struct file_handle, or 0
         final long dev;
         final long ino;
+        final long mount;
         long lookups; // guarded by the table
 
-        Inode(long id, int fd, long handle, long dev, long ino, long lookups) {
+        Inode(long id, int fd, long handle, long dev, long ino, long mount, long lookups) {
             this.id = id;
             this.fd = fd;
             this.handle = handle;
             this.dev = dev;
             this.ino = ino;
+            this.mount = mount;
             this.lookups = lookups;
+        }
+
+        Key key() {
+            return new Key(dev, ino, mount);
         }
 
         void close() {
@@ -52,7 +58,11 @@ final class Passthrough implements AutoCloseable {
         }
     }
 
-    private record Key(long dev, long ino) {
+    /**
+     * What makes an inode the same inode: device, inode number, and the mount it was reached
+     * through (one file system bound twice under the export is two sets of inodes, as in virtiofsd).
+     */
+    private record Key(long dev, long ino, long mount) {
     }
 
     private final Map<Long, Inode> byId = new ConcurrentHashMap<>();
@@ -114,16 +124,16 @@ final class Passthrough implements AutoCloseable {
         if (root != null) {
             return;
         }
-        long scratch = Native.allocate(FsIo.STAT_SIZE + 4096);
+        long scratch = Native.allocate(FsIo.STAT_SIZE + Math.max(4096, FsIo.STATX_SIZE));
         try {
             byte[] path = sharedDir.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
             Native.copyFromArray(path, 0, scratch + FsIo.STAT_SIZE, path.length);
             Native.putByte(scratch + FsIo.STAT_SIZE + path.length, (byte) 0);
             int fd = FsIo.openat(FsIo.AT_FDCWD, scratch + FsIo.STAT_SIZE, FsIo.O_PATH | FsIo.O_DIRECTORY);
-            FsIo.fstatat(fd, emptyName(), scratch, FsIo.AT_EMPTY_PATH);
+            long mount = FsIo.fstatWithMountId(fd, scratch, scratch + FsIo.STAT_SIZE);
             root = new Inode(Fuse.ROOT_ID, fd, 0, Native.getLong(scratch + FsIo.ST_DEV),
-                    Native.getLong(scratch + FsIo.ST_INO), Long.MAX_VALUE / 2);
-            if (options.fileHandles()) {
+                    Native.getLong(scratch + FsIo.ST_INO), mount, Long.MAX_VALUE / 2);
+            if (options.fileHandles() != FsOptions.FileHandles.NEVER) {
                 mountFd = reopen(fd, FsIo.O_DIRECTORY, scratch + FsIo.STAT_SIZE);
                 long probe = Native.allocate(FsIo.FILE_HANDLE_HEADER + FsIo.MAX_HANDLE_SZ + 8);
                 try {
@@ -138,8 +148,12 @@ final class Passthrough implements AutoCloseable {
                     Native.free(probe);
                 }
             }
+            if (options.fileHandles() == FsOptions.FileHandles.MANDATORY && !useFileHandles) {
+                throw new NativeException("name_to_handle_at", "--inode-file-handles=mandatory, but " + sharedDir
+                        + " has no file handles (or CAP_DAC_READ_SEARCH is missing)");
+            }
             byId.put(root.id, root);
-            byKey.put(new Key(root.dev, root.ino), root);
+            byKey.put(root.key(), root);
         } finally {
             Native.free(scratch);
         }
@@ -157,12 +171,13 @@ final class Passthrough implements AutoCloseable {
     }
 
     /**
-     * Takes {@code fd} (an O_PATH descriptor just opened, whose stat is in {@code stat}) as a
-     * lookup: the known inode gets one more lookup and the descriptor is closed, or a new inode
-     * is made.
+     * Takes {@code fd} (an O_PATH descriptor just opened, whose stat is in {@code stat}, reached
+     * through mount {@code mount}) as a lookup: the known inode gets one more lookup and the
+     * descriptor is closed, or a new inode is made. With mandatory file handles, an inode that
+     * has none is refused (the descriptor closed).
      */
-    synchronized Inode lookedUp(int fd, long stat) {
-        Key key = new Key(Native.getLong(stat + FsIo.ST_DEV), Native.getLong(stat + FsIo.ST_INO));
+    synchronized Inode lookedUp(int fd, long stat, long mount) throws NativeException {
+        Key key = new Key(Native.getLong(stat + FsIo.ST_DEV), Native.getLong(stat + FsIo.ST_INO), mount);
         Inode known = byKey.get(key);
         if (known != null) {
             Native.LIBC.close(fd);
@@ -170,7 +185,9 @@ final class Passthrough implements AutoCloseable {
             return known;
         }
         long handle = 0;
-        if (useFileHandles) {
+        // a handle reopens through the root's mount (open_by_handle_at's mount_fd): an inode on
+        // another mount under the export (a bind mount, a submount) keeps its descriptor
+        if (useFileHandles && mount == root.mount) {
             long buf = Native.allocate(FsIo.FILE_HANDLE_HEADER + FsIo.MAX_HANDLE_SZ + 8);
             int size = FsIo.nameToHandle(fd, buf, buf + FsIo.FILE_HANDLE_HEADER + FsIo.MAX_HANDLE_SZ);
             if (size > 0) {
@@ -180,8 +197,12 @@ final class Passthrough implements AutoCloseable {
                 fd = -1;
             }
             Native.free(buf);
+            if (handle == 0 && options.fileHandles() == FsOptions.FileHandles.MANDATORY) {
+                Native.LIBC.close(fd);
+                throw new NativeException("name_to_handle_at", size < 0 ? -size : Errno.ENOTSUP);
+            }
         }
-        Inode inode = new Inode(nextId.getAndIncrement(), fd, handle, key.dev(), key.ino(), 1);
+        Inode inode = new Inode(nextId.getAndIncrement(), fd, handle, key.dev(), key.ino(), key.mount(), 1);
         byId.put(inode.id, inode);
         byKey.put(key, inode);
         return inode;
@@ -197,7 +218,7 @@ final class Passthrough implements AutoCloseable {
         if (inode.lookups == 0) {
             locks.forgetInode(nodeId);
             byId.remove(nodeId);
-            byKey.remove(new Key(inode.dev, inode.ino));
+            byKey.remove(inode.key());
             inode.close();
         }
     }
@@ -249,7 +270,7 @@ final class Passthrough implements AutoCloseable {
         byKey.clear();
         if (root != null) {
             byId.put(root.id, root);
-            byKey.put(new Key(root.dev, root.ino), root);
+            byKey.put(root.key(), root);
         }
         handles.values().forEach(Native.LIBC::close);
         handles.clear();

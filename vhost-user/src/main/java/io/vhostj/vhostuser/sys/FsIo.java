@@ -155,6 +155,63 @@ public final class FsIo {
     }
 
     /** fstatfs(2) into {@code buf} (a {@link #STATFS_SIZE}-byte buffer). */
+    // struct statx (256 bytes), the fields we read
+    public static final int STATX_SIZE = 256;
+    private static final int STX_BLKSIZE = 4;
+    private static final int STX_NLINK = 16;
+    private static final int STX_UID = 20;
+    private static final int STX_GID = 24;
+    private static final int STX_MODE = 28;
+    private static final int STX_INO = 32;
+    private static final int STX_SIZE = 40;
+    private static final int STX_BLOCKS = 48;
+    private static final int STX_ATIME = 64; // struct statx_timestamp: s64 tv_sec, u32 tv_nsec, s32 pad
+    private static final int STX_CTIME = 96;
+    private static final int STX_MTIME = 112;
+    private static final int STX_RDEV_MAJOR = 128;
+    private static final int STX_DEV_MAJOR = 136;
+    private static final int STX_MNT_ID = 144;
+    private static final int STATX_BASIC_STATS = 0x7ff;
+    private static final int STATX_MNT_ID = 0x1000;
+
+    /**
+     * statx(2) of {@code fd} itself, written into {@code stat} in struct stat's layout (what the
+     * rest reads), with {@code statx} as 256 bytes of scratch; returns the id of the mount the
+     * inode was reached through (0 where the kernel predates STATX_MNT_ID, 5.8).
+     */
+    public static long fstatWithMountId(int fd, long stat, long statx) throws NativeException {
+        Native.check("statx", Native.LIBC.statx(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW,
+                STATX_BASIC_STATS | STATX_MNT_ID, statx));
+        Native.putLong(stat + ST_DEV, makedev(Native.getInt(statx + STX_DEV_MAJOR),
+                Native.getInt(statx + STX_DEV_MAJOR + 4)));
+        Native.putLong(stat + ST_INO, Native.getLong(statx + STX_INO));
+        Native.putLong(stat + ST_NLINK, Native.getInt(statx + STX_NLINK) & 0xffff_ffffL);
+        Native.putInt(stat + ST_MODE, Native.getShort(statx + STX_MODE) & 0xffff);
+        Native.putInt(stat + ST_UID, Native.getInt(statx + STX_UID));
+        Native.putInt(stat + ST_GID, Native.getInt(statx + STX_GID));
+        Native.putLong(stat + ST_RDEV, makedev(Native.getInt(statx + STX_RDEV_MAJOR),
+                Native.getInt(statx + STX_RDEV_MAJOR + 4)));
+        Native.putLong(stat + ST_SIZE, Native.getLong(statx + STX_SIZE));
+        Native.putLong(stat + ST_BLKSIZE, Native.getInt(statx + STX_BLKSIZE) & 0xffff_ffffL);
+        Native.putLong(stat + ST_BLOCKS, Native.getLong(statx + STX_BLOCKS));
+        copyTime(statx + STX_ATIME, stat + ST_ATIME);
+        copyTime(statx + STX_MTIME, stat + ST_MTIME);
+        copyTime(statx + STX_CTIME, stat + ST_CTIME);
+        return (Native.getInt(statx) & STATX_MNT_ID) != 0 ? Native.getLong(statx + STX_MNT_ID) : 0;
+    }
+
+    private static void copyTime(long from, long to) {
+        Native.putLong(to, Native.getLong(from));
+        Native.putLong(to + 8, Native.getInt(from + 8) & 0xffff_ffffL);
+    }
+
+    /** glibc's makedev: the dev_t that stat(2) reports for a major and minor. */
+    static long makedev(int major, int minor) {
+        long ma = major & 0xffff_ffffL;
+        long mi = minor & 0xffff_ffffL;
+        return ((ma & 0xffff_f000L) << 32) | ((ma & 0xfffL) << 8) | ((mi & 0xffff_ff00L) << 12) | (mi & 0xffL);
+    }
+
     public static void fstatfs(int fd, long buf) throws NativeException {
         Native.check("fstatfs", Native.LIBC.fstatfs(fd, buf));
     }

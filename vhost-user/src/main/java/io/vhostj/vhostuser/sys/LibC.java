@@ -84,6 +84,8 @@ public interface LibC {
 
     int fstatat(int dirfd, long path, long statbuf, int flags);
 
+    int statx(int dirfd, long path, int flags, int mask, long statxbuf);
+
     int fstatfs(int fd, long statfsbuf);
 
     int mkdirat(int dirfd, long path, int mode);
