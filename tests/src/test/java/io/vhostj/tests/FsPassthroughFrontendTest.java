@@ -440,6 +440,29 @@ class FsPassthroughFrontendTest {
         }
     }
 
+    @Test
+    void shouldAnnounceSubmountsWhenAsked() throws Exception {
+        if (!isRoot()) {
+            System.err.println("\n!! SKIPPED: mounting needs root\n");
+            org.junit.jupiter.api.Assumptions.abort("not root");
+        }
+        start(baseOptions().withAnnounceSubmounts(true)).close();
+        Path sub = Files.createDirectory(dir.resolve("shared").resolve("sub"));
+        sh("mount -t tmpfs sub " + sub);
+        try (FuseClient c = FuseClient.connect(dir.resolve("fs.sock"), 64)) {
+            int submounts = 1 << 27;
+            assertEquals(0, c.init(38, 0, submounts, TIMEOUT));
+            assertEquals(submounts, Native.getInt(c.out() + Fuse.OUT_HEADER_SIZE + Fuse.INIT_OUT_FLAGS) & submounts);
+            long attrFlags = Fuse.OUT_HEADER_SIZE + Fuse.ENTRY_ATTR + Fuse.ATTR_FLAGS;
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "sub"));
+            assertEquals(1, Native.getInt(c.out() + attrFlags), "FUSE_ATTR_SUBMOUNT on the mount point");
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "d"));
+            assertEquals(0, Native.getInt(c.out() + attrFlags), "not on a plain directory");
+        } finally {
+            sh("umount -l " + sub);
+        }
+    }
+
     private static void sh(String command) throws Exception {
         Process p = new ProcessBuilder("sh", "-c", command).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);

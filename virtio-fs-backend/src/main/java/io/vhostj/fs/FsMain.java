@@ -70,10 +70,11 @@ public final class FsMain implements Callable<Integer> {
             + "FUSE_POSIX_ACL is not negotiated yet, so the guest does not enforce them.")
     boolean posixAcl;
 
-    @Option(names = "--announce-submounts", description = "Accepted; submounts are not announced yet.")
+    @Option(names = "--announce-submounts", description = "Tell the guest which directories are other mounts "
+            + "(FUSE_SUBMOUNTS), so it mounts each separately with its own device number, as on the host.")
     boolean announceSubmounts;
 
-    @Option(names = "--no-announce-submounts", description = "Do not announce submounts (today's behaviour).")
+    @Option(names = "--no-announce-submounts", description = "Do not announce submounts (the default).")
     boolean noAnnounceSubmounts;
 
     @Option(names = "--syslog", description = "Accepted; logs go to stderr (the caller's capture or journal).")
@@ -173,7 +174,7 @@ public final class FsMain implements Callable<Integer> {
         try {
             device = new FsDevice(shared,
                     new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr,
-                            fileHandles, allowDirectIo), tag,
+                            fileHandles, allowDirectIo, announceSubmounts && !noAnnounceSubmounts), tag,
                     requestQueues, queueSize);
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
@@ -219,7 +220,8 @@ public final class FsMain implements Callable<Integer> {
                 case "readdirplus" -> noReaddirplus = false;
                 case "allow_direct_io" -> allowDirectIo = true;
                 case "no_allow_direct_io" -> allowDirectIo = false;
-                case "writeback", "no_writeback", "announce_submounts", "no_posix_lock",
+                case "announce_submounts" -> announceSubmounts = true;
+                case "writeback", "no_writeback", "no_posix_lock",
                         "no_flock", "flock", "posix_lock", "timeout",
                         "modcaps", "xattrmap", "killpriv_v2", "no_killpriv_v2" -> {
                     // accepted; see --help for what each does today

@@ -12,9 +12,11 @@ package io.vhostj.fs;
  * @param allowDirectIo the guest's O_DIRECT reaches the host file ({@code --allow-direct-io});
  *                      by default it is dropped, as both virtiofsds do: the host page cache
  *                      serves the guest's direct I/O
+ * @param announceSubmounts a directory on another mount than its parent is announced to the
+ *                      guest as a submount ({@code --announce-submounts})
  */
 public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus, boolean xattr,
-        FileHandles fileHandles, boolean allowDirectIo) {
+        FileHandles fileHandles, boolean allowDirectIo, boolean announceSubmounts) {
     /** {@code --inode-file-handles}. */
     public enum FileHandles {
         /** An O_PATH descriptor per inode. */
@@ -37,22 +39,26 @@ public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus
 
     /** virtiofsd's defaults: writable, cache=auto, READDIRPLUS, no xattrs, descriptors, O_DIRECT dropped. */
     public static FsOptions defaults() {
-        return new FsOptions(false, CachePolicy.AUTO, true, false, FileHandles.NEVER, false);
+        return new FsOptions(false, CachePolicy.AUTO, true, false, FileHandles.NEVER, false, false);
     }
 
     public FsOptions withReadOnly(boolean value) {
-        return new FsOptions(value, cache, readdirplus, xattr, fileHandles, allowDirectIo);
+        return new FsOptions(value, cache, readdirplus, xattr, fileHandles, allowDirectIo, announceSubmounts);
     }
 
     public FsOptions withXattr(boolean value) {
-        return new FsOptions(readOnly, cache, readdirplus, value, fileHandles, allowDirectIo);
+        return new FsOptions(readOnly, cache, readdirplus, value, fileHandles, allowDirectIo, announceSubmounts);
     }
 
     public FsOptions withFileHandles(FileHandles value) {
-        return new FsOptions(readOnly, cache, readdirplus, xattr, value, allowDirectIo);
+        return new FsOptions(readOnly, cache, readdirplus, xattr, value, allowDirectIo, announceSubmounts);
     }
 
     public FsOptions withAllowDirectIo(boolean value) {
-        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, value);
+        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, value, announceSubmounts);
+    }
+
+    public FsOptions withAnnounceSubmounts(boolean value) {
+        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, allowDirectIo, value);
     }
 }

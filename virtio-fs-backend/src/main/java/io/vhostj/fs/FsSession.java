@@ -6,6 +6,16 @@ package io.vhostj.fs;
  */
 final class FsSession {
     private volatile int minor;
+    private volatile boolean submounts;
+
+    /** Whether submounts are announced (--announce-submounts, and the driver has FUSE_SUBMOUNTS). */
+    boolean submounts() {
+        return submounts;
+    }
+
+    void submounts(boolean value) {
+        submounts = value;
+    }
 
     /** The negotiated minor version, or 0 before INIT. */
     int minor() {
@@ -22,5 +32,6 @@ final class FsSession {
 
     void reset() {
         minor = 0;
+        submounts = false;
     }
 }

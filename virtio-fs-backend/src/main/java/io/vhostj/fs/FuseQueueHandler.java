@@ -33,6 +33,7 @@ final class FuseQueueHandler implements QueueHandler {
     static final int FUSE_READDIRPLUS_AUTO = 1 << 14;
     static final int FUSE_POSIX_LOCKS = 1 << 1;
     static final int FUSE_FLOCK_LOCKS = 1 << 10;
+    static final int FUSE_SUBMOUNTS = 1 << 27;
     /** fuse_init_in/out carry flags2, the upper 32 bits of the flags. */
     static final int FUSE_INIT_EXT = 1 << 30;
     /** FUSE_CREATE_SUPP_GROUP (bit 34), in flags2: creating requests carry the caller's group of the parent. */
@@ -190,7 +191,25 @@ final class FuseQueueHandler implements QueueHandler {
         if (length < 0) {
             return error(-length);
         }
-        return ok(entry(fd(parent), name));
+        Passthrough.Inode child = lookUpAt(fd(parent), name, FsIo.O_PATH | FsIo.O_NOFOLLOW);
+        putEntry(reply + Fuse.OUT_HEADER_SIZE, child);
+        markSubmount(reply + Fuse.OUT_HEADER_SIZE, parent, child);
+        return ok(Fuse.ENTRY_OUT_SIZE);
+    }
+
+    /** fuse_attr.flags: the entry is the root of another mount; the guest mounts it separately. */
+    static final int FUSE_ATTR_SUBMOUNT = 1;
+
+    /**
+     * With --announce-submounts (and FUSE_SUBMOUNTS agreed): a directory on another mount than
+     * its parent's is flagged, so the guest gives it its own superblock (its own st_dev) as the
+     * host does, instead of one inode-number space spanning both file systems.
+     */
+    private void markSubmount(long entryOut, Passthrough.Inode parent, Passthrough.Inode inode) {
+        if (session.submounts() && parent != null && inode.mount != parent.mount
+                && (Native.getInt(entryOut + Fuse.ENTRY_ATTR + Fuse.ATTR_MODE) & 0xf000) == 0x4000) {
+            Native.putInt(entryOut + Fuse.ENTRY_ATTR + Fuse.ATTR_FLAGS, FUSE_ATTR_SUBMOUNT);
+        }
     }
 
     private int getattr() throws ChainException, NativeException {
@@ -314,7 +333,7 @@ final class FuseQueueHandler implements QueueHandler {
             }
             long e = out + used;
             Native.zero(e, size);
-            if (plus && !Passthrough.isDotOrDotDot(d + FsIo.D_NAME, namelen) && !lookupInto(fd, d + FsIo.D_NAME, e)) {
+            if (plus && !Passthrough.isDotOrDotDot(d + FsIo.D_NAME, namelen) && !lookupInto(node(), fd, d + FsIo.D_NAME, e)) {
                 at += reclen; // vanished since getdents: leave it out
                 continue;
             }
@@ -507,7 +526,7 @@ final class FuseQueueHandler implements QueueHandler {
     }
 
     /** Looks {@code entryName} up in the directory open as {@code dirFd}, filling an entry_out at {@code e}. */
-    private boolean lookupInto(int dirFd, long entryName, long e) throws NativeException {
+    private boolean lookupInto(Passthrough.Inode dir, int dirFd, long entryName, long e) throws NativeException {
         Passthrough.Inode inode;
         try {
             inode = lookUpAt(dirFd, entryName, FsIo.O_PATH | FsIo.O_NOFOLLOW);
@@ -518,6 +537,7 @@ final class FuseQueueHandler implements QueueHandler {
             throw ex;
         }
         putEntry(e, inode);
+        markSubmount(e, dir, inode);
         return true;
     }
 
@@ -1040,7 +1060,11 @@ final class FuseQueueHandler implements QueueHandler {
         int agreed = Math.min(minor, Fuse.KERNEL_MINOR_VERSION);
         int offered = fs != null && fs.readdirplus() ? OFFERED_FLAGS
                 : OFFERED_FLAGS & ~(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO);
+        if (fs != null && fs.announceSubmounts()) {
+            offered |= FUSE_SUBMOUNTS;
+        }
         int flags = request.argInt(Fuse.INIT_IN_FLAGS) & offered;
+        session.submounts((flags & FUSE_SUBMOUNTS) != 0);
         int flags2 = 0;
         if ((request.argInt(Fuse.INIT_IN_FLAGS) & FUSE_INIT_EXT) != 0) {
             flags |= FUSE_INIT_EXT;

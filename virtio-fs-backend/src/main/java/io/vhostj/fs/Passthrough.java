@@ -103,6 +103,11 @@ final class Passthrough implements AutoCloseable {
         return options.xattr();
     }
 
+    /** Whether a directory on another mount is flagged as a submount ({@code --announce-submounts}). */
+    boolean announceSubmounts() {
+        return options.announceSubmounts();
+    }
+
     /** Whether the guest's O_DIRECT is passed to the host ({@code --allow-direct-io}). */
     boolean allowDirectIo() {
         return options.allowDirectIo();
