@@ -33,6 +33,14 @@ class GuestFsIT {
 
     @TempDir
     Path dir;
+    private final List<Path> mounts = new ArrayList<>();
+
+    @org.junit.jupiter.api.AfterEach
+    void unmount() throws Exception {
+        for (Path m : mounts) {
+            new ProcessBuilder("umount", "-l", m.toString()).inheritIO().start().waitFor();
+        }
+    }
 
     /** name -> shell condition, run in /mnt/fs; each prints "CHECK name ok|fail". */
     private static final String[][] CHECKS = {
@@ -61,6 +69,8 @@ class GuestFsIT {
                 + " && ( sqlite3 db 'BEGIN EXCLUSIVE;' '.shell sleep 4' 'COMMIT;' & ) && sleep 1.5"
                 + " && ! sqlite3 db 'BEGIN EXCLUSIVE;' && sqlite3 -cmd '.timeout 20000' db 'BEGIN EXCLUSIVE;' 'COMMIT;'"},
         {"fcntl-lock-held-by-host", "[ -e host-locked.db ] && ! sqlite3 host-locked.db 'BEGIN EXCLUSIVE;'"},
+        // a tmpfs mounted under the export on the host; both backends announce submounts
+        {"submount-own-device", "[ \"$(cat sub/inner.txt)\" = inner ] && [ \"$(stat -c %d sub)\" != \"$(stat -c %d .)\" ]"},
         {"flock-two-processes", "touch lk && ( /usr/bin/flock -x lk sleep 2 & ) && sleep 0.5"
                 + " && ! /usr/bin/flock -n lk true && /usr/bin/flock -w 10 lk true"},
         {"no-dotdot-escape", "! cat ../outside.txt 2>/dev/null"},
@@ -76,7 +86,7 @@ class GuestFsIT {
     @Test
     void shouldPassTheBatteryAndReportWhereTheCVirtiofsdDiffers() throws Exception {
         Map<String, String> vhostj = run("vhostj", sock -> BackendProcess.start(sock, dir.resolve("vhostj.log"), "fs",
-                "--socket-path", sock.toString(), "--shared-dir", shared("vhostj").toString()));
+                "--socket-path", sock.toString(), "--shared-dir", shared("vhostj").toString(), "--announce-submounts"));
         List<String> failed = new ArrayList<>();
         for (String[] c : CHECKS) {
             if (!"ok".equals(vhostj.get(c[0]))) {
@@ -90,7 +100,8 @@ class GuestFsIT {
             return;
         }
         Map<String, String> c = run("c-virtiofsd", sock -> BackendProcess.startProgram(sock, dir.resolve("c.log"),
-                C_VIRTIOFSD.toString(), "--socket-path=" + sock, "-o", "source=" + shared("c-virtiofsd"), "-o", "cache=auto"));
+                C_VIRTIOFSD.toString(), "--socket-path=" + sock, "-o", "source=" + shared("c-virtiofsd"), "-o", "cache=auto",
+                "-o", "announce_submounts"));
         StringBuilder report = new StringBuilder("GuestFsIT: vhostj fs against the C virtiofsd, "
                 + CHECKS.length + " checks\n");
         int differ = 0;
@@ -124,6 +135,11 @@ class GuestFsIT {
         }
         Files.createSymbolicLink(shared.resolve("escape"), dir.resolve("outside.txt").toAbsolutePath());
         Files.createFile(shared.resolve("host-locked.db")); // locked by this test while the guest runs
+        Path sub = Files.createDirectory(shared.resolve("sub"));
+        Process mount = new ProcessBuilder("mount", "-t", "tmpfs", "sub", sub.toString()).inheritIO().start();
+        assertEquals(0, mount.waitFor(), "mount a tmpfs under the export (root is needed for the battery)");
+        mounts.add(sub);
+        Files.writeString(sub.resolve("inner.txt"), "inner\n");
         Files.writeString(dir.resolve("outside.txt"), "host-secret");
         return shared;
     }
