@@ -18,8 +18,9 @@ import picocli.CommandLine.Option;
 /** {@code vhostj fs}: a vhost-user-fs backend exporting a host directory (work in progress, issue 3). */
 @Command(name = "vhostj fs", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"vhost-user-fs backend (virtiofsd's role): exports a host directory to a VM.",
-            "Work in progress (issue 3): the FUSE operations a Linux guest uses, POSIX and flock locks, and",
-            "xattrs (with --xattr) are served, confined to the shared directory (--sandbox).",
+            "Serves the FUSE operations a Linux guest uses, POSIX and flock locks,",
+            "and xattrs (with --xattr), confined to the shared directory (--sandbox).",
+            "Work in progress: see issue 3.",
             "QEMU side: -chardev socket,id=c0,path=SOCK -device vhost-user-fs-pci,chardev=c0,tag=TAG",
             "(guest RAM must be shared: -object memory-backend-memfd,share=on)"})
 public final class FsMain implements Callable<Integer> {
