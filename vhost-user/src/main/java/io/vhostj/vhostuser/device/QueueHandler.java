@@ -53,6 +53,15 @@ public interface QueueHandler {
         return -1;
     }
 
+    /**
+     * Whether a parked worker watches {@link #completionFd()} even with nothing pending: a
+     * handler that gets work for its queue from elsewhere (vsock's receive queue, fed by host
+     * sockets) signals that descriptor to wake it, and drains it in {@link #reap}.
+     */
+    default boolean wakesFromOutside() {
+        return false;
+    }
+
     /** Blocks until at least one pending request has finished (or none is pending). */
     default void awaitCompletions() {
     }

@@ -137,7 +137,7 @@ public final class KickIdleStrategy implements IdleStrategy {
                 return;
             }
             counters.parks++;
-            int completions = worker == null || worker.pending() == 0 ? -1 : worker.completionFd();
+            int completions = worker == null || !worker.watchesCompletions() ? -1 : worker.completionFd();
             if (completions >= 0) {
                 // one wake-up for either: a kick or a finished request, whichever comes first;
                 // the frontend's kick fd may be blocking: read it only if poll saw it readable

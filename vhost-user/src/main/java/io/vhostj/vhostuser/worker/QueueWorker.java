@@ -134,6 +134,11 @@ public final class QueueWorker implements Agent {
         return handler.pending();
     }
 
+    /** Whether a park should watch {@link #completionFd()}: requests pending, or work coming from outside. */
+    public boolean watchesCompletions() {
+        return handler.pending() > 0 || handler.wakesFromOutside();
+    }
+
     /** Fd readable when a pending request completes (for the idle strategy), or -1. */
     public int completionFd() {
         return handler.completionFd();

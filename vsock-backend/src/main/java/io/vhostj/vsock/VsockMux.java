@@ -1,0 +1,607 @@
+package io.vhostj.vsock;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import io.netty.bootstrap.Bootstrap;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.epoll.EpollDomainSocketChannel;
+import io.netty.channel.epoll.EpollServerDomainSocketChannel;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.channel.unix.DomainSocketAddress;
+import io.vhostj.vhostuser.sys.EventFd;
+import io.vhostj.vhostuser.sys.Native;
+import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.virtq.ChainException;
+import io.vhostj.vhostuser.virtq.DescriptorChain;
+
+/**
+ * One VM's vsock: its connections, the host side (hybrid vsock on {@code udsPath}, netty epoll:
+ * an idle connection costs no thread), and what waits for the rx queue. The tx worker hands it
+ * the guest's packets ({@link #fromGuest}); the rx worker asks it to fill buffers
+ * ({@link #fillRx}) whenever {@link #hasRxWork()}, woken through {@link #rxWake()}.
+ */
+final class VsockMux implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(VsockMux.class);
+    /** Longest CONNECT line we read from a host client. */
+    private static final int MAX_COMMAND = 64;
+    /** How long the guest has to answer a host CONNECT. */
+    private static final long CONNECT_TIMEOUT_SECONDS = 10;
+    /** Host bytes read ahead per connection beyond the guest's credit before reading pauses. */
+    private static final int READ_AHEAD = 64 * 1024;
+
+    /** A packet that carries no payload, waiting for an rx buffer. */
+    private record Control(int localPort, int peerPort, int op, int flags, VsockConnection conn) {
+    }
+
+    private final long guestCid;
+    private final Path udsPath;
+    private final int bufAlloc;
+    private final EventLoopGroup group;
+    private final Map<Long, VsockConnection> connections = new ConcurrentHashMap<>();
+    private final ConcurrentLinkedQueue<Control> control = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<VsockConnection> ready = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger nextPort = new AtomicInteger(1024);
+    private final EventFd rxWake;
+    private Channel listener;
+
+    VsockMux(long guestCid, Path udsPath, int bufAlloc, EventLoopGroup group) throws NativeException {
+        this.guestCid = guestCid;
+        this.udsPath = udsPath;
+        this.bufAlloc = bufAlloc;
+        this.group = group;
+        this.rxWake = EventFd.create();
+    }
+
+    static long key(int localPort, int peerPort) {
+        return ((long) localPort << 32) | (peerPort & 0xffff_ffffL);
+    }
+
+    long guestCid() {
+        return guestCid;
+    }
+
+    EventFd rxWake() {
+        return rxWake;
+    }
+
+    /** Listens for host clients on the hybrid vsock socket. */
+    void listen() throws InterruptedException {
+        listener = new ServerBootstrap().group(group).channel(EpollServerDomainSocketChannel.class)
+                .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
+                .childHandler(new ChannelInitializer<Channel>() {
+                    @Override
+                    protected void initChannel(Channel ch) {
+                        ch.pipeline().addLast(new ConnectCommand());
+                    }
+                })
+                .bind(new DomainSocketAddress(udsPath.toString())).sync().channel();
+        LOG.info("vsock: guest CID {}, host side on {} (CONNECT <port>), guest connections to {}_<port>",
+                guestCid, udsPath, udsPath);
+    }
+
+    int connectionCount() {
+        return connections.size();
+    }
+
+    // ---- rx: packets to the guest ---------------------------------------------------------
+
+    boolean hasRxWork() {
+        return !control.isEmpty() || !ready.isEmpty();
+    }
+
+    /**
+     * Fills one rx buffer: a control packet first, else payload from a connection that has
+     * data and credit. Returns the bytes written (0: nothing was left to send after all).
+     */
+    int fillRx(DescriptorChain chain, long hdr) throws ChainException {
+        long room = chain.writableBytes();
+        if (room < VirtioVsock.HDR_SIZE) {
+            throw new ChainException("rx buffer of " + room + " bytes cannot hold a packet header");
+        }
+        Control c = control.poll();
+        if (c != null) {
+            int fwd = 0;
+            if (c.conn() != null) {
+                synchronized (c.conn()) {
+                    fwd = c.conn().fwdCnt;
+                    c.conn().reportedFwdCnt = fwd;
+                }
+            }
+            header(hdr, c.localPort(), c.peerPort(), 0, c.op(), c.flags(), fwd);
+            chain.writeToChain(0, hdr, VirtioVsock.HDR_SIZE);
+            return VirtioVsock.HDR_SIZE;
+        }
+        VsockConnection conn;
+        while ((conn = ready.poll()) != null) {
+            synchronized (conn) {
+                conn.queued = false;
+                if (!conn.sendable()) {
+                    continue;
+                }
+                int n = (int) Math.min(Math.min(room - VirtioVsock.HDR_SIZE, conn.peerCredit()), conn.toGuestBytes);
+                long at = VirtioVsock.HDR_SIZE;
+                int left = n;
+                while (left > 0) {
+                    ByteBuf b = conn.toGuest.peek();
+                    int take = Math.min(left, b.readableBytes());
+                    copyToChain(b, take, chain, at);
+                    b.skipBytes(take);
+                    if (!b.isReadable()) {
+                        conn.toGuest.poll().release();
+                    }
+                    at += take;
+                    left -= take;
+                }
+                conn.toGuestBytes -= n;
+                conn.txCnt += n;
+                conn.reportedFwdCnt = conn.fwdCnt;
+                header(hdr, conn.localPort, conn.peerPort, n, VirtioVsock.OP_RW, 0, conn.fwdCnt);
+                chain.writeToChain(0, hdr, VirtioVsock.HDR_SIZE);
+                afterDelivery(conn);
+                return VirtioVsock.HDR_SIZE + n;
+            }
+        }
+        return 0;
+    }
+
+    /** After payload went to the guest: requeue, resume reading the host, or pass on its EOF. */
+    private void afterDelivery(VsockConnection conn) {
+        if (conn.sendable()) {
+            conn.queued = true;
+            ready.add(conn);
+        }
+        if (conn.channel != null && !conn.channel.config().isAutoRead() && !conn.hostDone
+                && conn.toGuestBytes < conn.peerCredit() + READ_AHEAD) {
+            conn.channel.config().setAutoRead(true);
+        }
+        if (conn.hostDone && conn.toGuestBytes == 0 && !conn.shutdownSent) {
+            conn.shutdownSent = true;
+            control.add(new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_SHUTDOWN,
+                    VirtioVsock.SHUTDOWN_RCV | VirtioVsock.SHUTDOWN_SEND, conn));
+        }
+    }
+
+    private void header(long hdr, int localPort, int peerPort, int len, int op, int flags, int fwdCnt) {
+        Native.putLong(hdr + VirtioVsock.SRC_CID, VirtioVsock.HOST_CID);
+        Native.putLong(hdr + VirtioVsock.DST_CID, guestCid);
+        Native.putInt(hdr + VirtioVsock.SRC_PORT, localPort);
+        Native.putInt(hdr + VirtioVsock.DST_PORT, peerPort);
+        Native.putInt(hdr + VirtioVsock.LEN, len);
+        Native.putShort(hdr + VirtioVsock.TYPE, (short) VirtioVsock.TYPE_STREAM);
+        Native.putShort(hdr + VirtioVsock.OP, (short) op);
+        Native.putInt(hdr + VirtioVsock.FLAGS, flags);
+        Native.putInt(hdr + VirtioVsock.BUF_ALLOC, bufAlloc);
+        Native.putInt(hdr + VirtioVsock.FWD_CNT, fwdCnt);
+    }
+
+    private static void copyToChain(ByteBuf b, int n, DescriptorChain chain, long at) throws ChainException {
+        if (b.hasMemoryAddress()) {
+            chain.writeToChain(at, b.memoryAddress() + b.readerIndex(), n);
+            return;
+        }
+        byte[] tmp = new byte[n];
+        b.getBytes(b.readerIndex(), tmp);
+        long buf = Native.allocate(n);
+        try {
+            Native.copyFromArray(tmp, 0, buf, n);
+            chain.writeToChain(at, buf, n);
+        } finally {
+            Native.free(buf);
+        }
+    }
+
+    private void send(Control c) {
+        control.add(c);
+        wakeRx();
+    }
+
+    private void rst(int localPort, int peerPort) {
+        send(new Control(localPort, peerPort, VirtioVsock.OP_RST, 0, null));
+    }
+
+    private void markReady(VsockConnection conn) {
+        if (!conn.queued && conn.sendable()) {
+            conn.queued = true;
+            ready.add(conn);
+            wakeRx();
+        }
+    }
+
+    private void wakeRx() {
+        try {
+            rxWake.signal();
+        } catch (NativeException e) {
+            LOG.warn("vsock: cannot wake the rx queue: {}", e.getMessage());
+        }
+    }
+
+    // ---- tx: packets from the guest ----------------------------------------------------------
+
+    /** One packet from the tx queue; its header is at {@code hdr} (native), its payload in the chain after it. */
+    void fromGuest(long hdr, DescriptorChain chain) throws ChainException {
+        long srcCid = Native.getLong(hdr + VirtioVsock.SRC_CID);
+        long dstCid = Native.getLong(hdr + VirtioVsock.DST_CID);
+        int srcPort = Native.getInt(hdr + VirtioVsock.SRC_PORT);
+        int dstPort = Native.getInt(hdr + VirtioVsock.DST_PORT);
+        long len = Native.getInt(hdr + VirtioVsock.LEN) & 0xffff_ffffL;
+        int type = Native.getShort(hdr + VirtioVsock.TYPE) & 0xffff;
+        int op = Native.getShort(hdr + VirtioVsock.OP) & 0xffff;
+        int flags = Native.getInt(hdr + VirtioVsock.FLAGS);
+        if (VirtioVsock.HDR_SIZE + len > chain.readableBytes()) {
+            throw new ChainException("vsock packet says " + len + " payload bytes, the chain holds "
+                    + (chain.readableBytes() - VirtioVsock.HDR_SIZE));
+        }
+        if (srcCid != guestCid) {
+            LOG.warn("vsock: packet from CID {} on the queue of CID {}: dropped", srcCid, guestCid);
+            return;
+        }
+        if (dstCid != VirtioVsock.HOST_CID || type != VirtioVsock.TYPE_STREAM) {
+            if (op != VirtioVsock.OP_RST) {
+                rst(dstPort, srcPort); // no sibling VMs, no SEQPACKET yet: refused, not dropped
+            }
+            return;
+        }
+        VsockConnection conn = connections.get(key(dstPort, srcPort));
+        if (conn == null) {
+            if (op == VirtioVsock.OP_REQUEST) {
+                connectToHost(dstPort, srcPort, hdr);
+            } else if (op != VirtioVsock.OP_RST) {
+                rst(dstPort, srcPort);
+            }
+            return;
+        }
+        synchronized (conn) {
+            conn.peerBufAlloc = Native.getInt(hdr + VirtioVsock.BUF_ALLOC);
+            conn.peerFwdCnt = Native.getInt(hdr + VirtioVsock.FWD_CNT);
+            switch (op) {
+                case VirtioVsock.OP_RESPONSE -> established(conn);
+                case VirtioVsock.OP_RW -> forward(conn, chain, (int) len);
+                case VirtioVsock.OP_SHUTDOWN -> shutdownFromGuest(conn, flags);
+                case VirtioVsock.OP_RST -> close(conn, false);
+                case VirtioVsock.OP_CREDIT_UPDATE -> {
+                    // the credit came with the header; below
+                }
+                case VirtioVsock.OP_CREDIT_REQUEST -> send(new Control(conn.localPort, conn.peerPort,
+                        VirtioVsock.OP_CREDIT_UPDATE, 0, conn));
+                case VirtioVsock.OP_REQUEST -> close(conn, true); // a second REQUEST on a live pair
+                default -> LOG.debug("vsock: {} on {}: ignored", VirtioVsock.opName(op), conn);
+            }
+            if (conn.state != VsockConnection.State.CLOSED) {
+                markReady(conn);
+                if (conn.channel != null && !conn.channel.config().isAutoRead() && !conn.hostDone
+                        && conn.state == VsockConnection.State.ESTABLISHED
+                        && conn.toGuestBytes < conn.peerCredit() + READ_AHEAD) {
+                    conn.channel.config().setAutoRead(true);
+                }
+            }
+        }
+    }
+
+    /** The guest's REQUEST to host port {@code localPort}: connect {@code udsPath_localPort}. */
+    private void connectToHost(int localPort, int peerPort, long hdr) {
+        VsockConnection conn = new VsockConnection(localPort, peerPort, bufAlloc,
+                VsockConnection.State.CONNECTING_TO_HOST);
+        conn.peerBufAlloc = Native.getInt(hdr + VirtioVsock.BUF_ALLOC);
+        conn.peerFwdCnt = Native.getInt(hdr + VirtioVsock.FWD_CNT);
+        connections.put(conn.key(), conn);
+        String path = udsPath + "_" + localPort;
+        new Bootstrap().group(group).channel(EpollDomainSocketChannel.class)
+                .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
+                .handler(new HostData(conn))
+                .connect(new DomainSocketAddress(path)).addListener((ChannelFutureListener) f -> {
+                    synchronized (conn) {
+                        if (!f.isSuccess()) {
+                            LOG.debug("vsock: guest port {} -> {}: {}", peerPort, path, f.cause().getMessage());
+                            connections.remove(conn.key());
+                            conn.state = VsockConnection.State.CLOSED;
+                            rst(localPort, peerPort);
+                            return;
+                        }
+                        if (conn.state == VsockConnection.State.CLOSED) { // the guest gave up meanwhile
+                            f.channel().close();
+                            return;
+                        }
+                        conn.channel = f.channel();
+                        conn.state = VsockConnection.State.ESTABLISHED;
+                        send(new Control(localPort, peerPort, VirtioVsock.OP_RESPONSE, 0, conn));
+                    }
+                });
+    }
+
+    /** The guest accepted a host client's CONNECT. */
+    private void established(VsockConnection conn) {
+        if (conn.state != VsockConnection.State.CONNECTING_TO_GUEST) {
+            return;
+        }
+        conn.state = VsockConnection.State.ESTABLISHED;
+        conn.channel.writeAndFlush(Unpooled.copiedBuffer("OK " + conn.localPort + "\n", StandardCharsets.US_ASCII));
+        conn.channel.config().setAutoRead(true);
+    }
+
+    /** RW: the payload goes to the host socket; the credit comes back as the socket takes it. */
+    private void forward(VsockConnection conn, DescriptorChain chain, int len) throws ChainException {
+        if (conn.state != VsockConnection.State.ESTABLISHED || len == 0) {
+            return;
+        }
+        if (conn.unforwarded() + len > conn.bufAlloc) {
+            LOG.warn("vsock: {} sent {} bytes beyond the credit it was given: reset", conn,
+                    conn.unforwarded() + len - conn.bufAlloc);
+            close(conn, true);
+            return;
+        }
+        ByteBuf buf = conn.channel.alloc().directBuffer(len);
+        try {
+            if (buf.hasMemoryAddress()) {
+                chain.readFromChain(VirtioVsock.HDR_SIZE, buf.memoryAddress() + buf.writerIndex(), len);
+                buf.writerIndex(buf.writerIndex() + len);
+            } else {
+                long tmp = Native.allocate(len);
+                try {
+                    chain.readFromChain(VirtioVsock.HDR_SIZE, tmp, len);
+                    byte[] bytes = new byte[len];
+                    Native.copyToArray(tmp, bytes, 0, len);
+                    buf.writeBytes(bytes);
+                } finally {
+                    Native.free(tmp);
+                }
+            }
+        } catch (ChainException e) {
+            buf.release();
+            throw e;
+        }
+        conn.rxCnt += len;
+        conn.channel.writeAndFlush(buf).addListener(f -> forwarded(conn, len));
+    }
+
+    /** The host socket took {@code len} bytes: the guest gets its credit back, in steps. */
+    private void forwarded(VsockConnection conn, int len) {
+        synchronized (conn) {
+            conn.fwdCnt += len;
+            if (conn.state == VsockConnection.State.ESTABLISHED
+                    && conn.fwdCnt - conn.reportedFwdCnt >= conn.bufAlloc / 4) {
+                conn.reportedFwdCnt = conn.fwdCnt;
+                send(new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_CREDIT_UPDATE, 0, conn));
+            }
+        }
+    }
+
+    private void shutdownFromGuest(VsockConnection conn, int flags) {
+        if ((flags & VirtioVsock.SHUTDOWN_SEND) != 0 && (flags & VirtioVsock.SHUTDOWN_RCV) != 0) {
+            close(conn, true); // the guest closed: answer RST once the host has what it sent
+            return;
+        }
+        if ((flags & VirtioVsock.SHUTDOWN_SEND) != 0 && conn.channel instanceof EpollDomainSocketChannel ch) {
+            ch.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> ch.shutdownOutput());
+        }
+    }
+
+    /** Ends {@code conn}: its host socket closes after what was written; {@code rst}: tell the guest. */
+    private void close(VsockConnection conn, boolean rst) {
+        if (conn.state == VsockConnection.State.CLOSED) {
+            return;
+        }
+        conn.state = VsockConnection.State.CLOSED;
+        connections.remove(conn.key());
+        conn.releaseBuffers();
+        if (conn.channel != null) {
+            conn.channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+        }
+        if (rst) {
+            rst(conn.localPort, conn.peerPort);
+        }
+    }
+
+    // ---- the host side ---------------------------------------------------------------------
+
+    /** Host bytes for the guest: queued until rx buffers and credit allow; reading pauses past that. */
+    private void fromHost(VsockConnection conn, ByteBuf data) {
+        synchronized (conn) {
+            if (conn.state == VsockConnection.State.CLOSED) {
+                data.release();
+                return;
+            }
+            conn.toGuest.add(data);
+            conn.toGuestBytes += data.readableBytes();
+            if (conn.toGuestBytes >= conn.peerCredit() + READ_AHEAD || conn.state != VsockConnection.State.ESTABLISHED) {
+                conn.channel.config().setAutoRead(false);
+            }
+            markReady(conn);
+        }
+    }
+
+    /** The host end sent EOF (or closed): the guest hears SHUTDOWN after the data before it. */
+    private void hostDone(VsockConnection conn) {
+        synchronized (conn) {
+            if (conn.state == VsockConnection.State.CONNECTING_TO_GUEST) {
+                close(conn, true);
+                return;
+            }
+            if (conn.state != VsockConnection.State.ESTABLISHED || conn.hostDone) {
+                return;
+            }
+            conn.hostDone = true;
+            if (conn.toGuestBytes == 0 && !conn.shutdownSent) {
+                conn.shutdownSent = true;
+                send(new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_SHUTDOWN,
+                        VirtioVsock.SHUTDOWN_RCV | VirtioVsock.SHUTDOWN_SEND, conn));
+            }
+        }
+    }
+
+    /** Reads a host client's {@code CONNECT <port>\n}, then hands the socket to the guest's port. */
+    private final class ConnectCommand extends ChannelInboundHandlerAdapter {
+        private final StringBuilder line = new StringBuilder();
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            ByteBuf in = (ByteBuf) msg;
+            try {
+                while (in.isReadable()) {
+                    char ch = (char) (in.readByte() & 0xff);
+                    if (ch == '\n') {
+                        connect(ctx, line.toString().strip(), in);
+                        return;
+                    }
+                    line.append(ch);
+                    if (line.length() > MAX_COMMAND) {
+                        refuse(ctx, "a command line longer than " + MAX_COMMAND + " bytes");
+                        return;
+                    }
+                }
+            } finally {
+                in.release();
+            }
+        }
+
+        private void connect(ChannelHandlerContext ctx, String command, ByteBuf rest) {
+            String[] words = command.split(" ");
+            int port;
+            try {
+                if (words.length != 2 || !words[0].equals("CONNECT")) {
+                    throw new NumberFormatException();
+                }
+                port = Integer.parseUnsignedInt(words[1]);
+            } catch (NumberFormatException e) {
+                refuse(ctx, "'" + command + "' is not CONNECT <port>");
+                return;
+            }
+            VsockConnection conn = newHostConnection(port);
+            conn.channel = ctx.channel();
+            ctx.channel().config().setAutoRead(false); // until the guest answers
+            ctx.pipeline().replace(this, "data", new HostData(conn));
+            if (rest.isReadable()) {
+                fromHost(conn, rest.retain());
+            }
+            connections.put(conn.key(), conn);
+            send(new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_REQUEST, 0, conn));
+            ctx.executor().schedule(() -> {
+                synchronized (conn) {
+                    if (conn.state == VsockConnection.State.CONNECTING_TO_GUEST) {
+                        LOG.debug("vsock: CONNECT {}: the guest did not answer", port);
+                        close(conn, true);
+                    }
+                }
+            }, CONNECT_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        }
+
+        private void refuse(ChannelHandlerContext ctx, String why) {
+            LOG.warn("vsock: host client on {}: {}: closed", udsPath, why);
+            ctx.close();
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            LOG.debug("vsock: host client: {}", cause.getMessage());
+            ctx.close();
+        }
+    }
+
+    /** A host port for a host client's connection: one no live connection uses. */
+    private VsockConnection newHostConnection(int peerPort) {
+        while (true) {
+            int p = nextPort.getAndIncrement();
+            if (p < 1024 || p == -1) {
+                nextPort.set(1024);
+                continue;
+            }
+            if (!connections.containsKey(key(p, peerPort))) {
+                VsockConnection conn = new VsockConnection(p, peerPort, bufAlloc,
+                        VsockConnection.State.CONNECTING_TO_GUEST);
+                conn.peerBufAlloc = 0; // the guest's RESPONSE tells
+                return conn;
+            }
+        }
+    }
+
+    /** The data phase of a host socket, either way it was made. */
+    private final class HostData extends ChannelInboundHandlerAdapter {
+        private final VsockConnection conn;
+
+        HostData(VsockConnection conn) {
+            this.conn = conn;
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            fromHost(conn, (ByteBuf) msg);
+        }
+
+        @Override
+        public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+            if (evt instanceof ChannelInputShutdownEvent) {
+                hostDone(conn);
+            }
+            ctx.fireUserEventTriggered(evt);
+        }
+
+        @Override
+        public void channelInactive(ChannelHandlerContext ctx) {
+            synchronized (conn) {
+                if (conn.state == VsockConnection.State.ESTABLISHED) {
+                    // the host end is gone: what it sent before still goes, then the guest hears it
+                    hostDone(conn);
+                } else if (conn.state == VsockConnection.State.CONNECTING_TO_GUEST) {
+                    close(conn, true);
+                }
+            }
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            LOG.debug("vsock: {}: {}", conn, cause.getMessage());
+            synchronized (conn) {
+                close(conn, true);
+            }
+        }
+    }
+
+    // ---- lifecycle -------------------------------------------------------------------------
+
+    /** The guest went away (disconnect, reset): every host connection closes. */
+    void reset() {
+        int n = 0;
+        for (VsockConnection conn : connections.values()) {
+            synchronized (conn) {
+                conn.state = VsockConnection.State.CLOSED;
+                conn.releaseBuffers();
+                if (conn.channel != null) {
+                    conn.channel.close();
+                }
+            }
+            n++;
+        }
+        connections.clear();
+        control.clear();
+        ready.clear();
+        if (n > 0) {
+            LOG.info("vsock: guest gone: closed {} host connection(s)", n);
+        }
+    }
+
+    @Override
+    public void close() {
+        reset();
+        if (listener != null) {
+            listener.close().syncUninterruptibly();
+        }
+        rxWake.close();
+    }
+}
