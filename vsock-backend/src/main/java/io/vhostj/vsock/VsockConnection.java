@@ -43,7 +43,10 @@ final class VsockConnection {
     int toGuestBytes;
     /** The host end will send no more (EOF): tell the guest once what came before is delivered. */
     boolean hostDone;
-    boolean shutdownSent;
+    /** The host end is gone altogether: it will not take what the guest sends either. */
+    boolean hostGone;
+    /** SHUTDOWN flags already sent to the guest. */
+    int shutdownSent;
     /** In the mux's ready queue. */
     boolean queued;
 

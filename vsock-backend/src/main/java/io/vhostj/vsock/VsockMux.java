@@ -172,11 +172,26 @@ final class VsockMux implements AutoCloseable {
                 && conn.toGuestBytes < conn.peerCredit() + READ_AHEAD) {
             conn.channel.config().setAutoRead(true);
         }
-        if (conn.hostDone && conn.toGuestBytes == 0 && !conn.shutdownSent) {
-            conn.shutdownSent = true;
-            control.add(new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_SHUTDOWN,
-                    VirtioVsock.SHUTDOWN_RCV | VirtioVsock.SHUTDOWN_SEND, conn));
+        Control shutdown = shutdownDue(conn);
+        if (shutdown != null) {
+            control.add(shutdown);
         }
+    }
+
+    /**
+     * The SHUTDOWN the guest should hear now, or null: once the host's data before its EOF is
+     * delivered, SEND (the host sends no more); RCV too when the host socket is gone.
+     */
+    private static Control shutdownDue(VsockConnection conn) {
+        if (conn.state != VsockConnection.State.ESTABLISHED || !conn.hostDone || conn.toGuestBytes > 0) {
+            return null;
+        }
+        int flags = VirtioVsock.SHUTDOWN_SEND | (conn.hostGone ? VirtioVsock.SHUTDOWN_RCV : 0);
+        if ((conn.shutdownSent | flags) == conn.shutdownSent) {
+            return null;
+        }
+        conn.shutdownSent |= flags;
+        return new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_SHUTDOWN, conn.shutdownSent, conn);
     }
 
     private void header(long hdr, int localPort, int peerPort, int len, int op, int flags, int fwdCnt) {
@@ -333,7 +348,13 @@ final class VsockMux implements AutoCloseable {
         }
         conn.state = VsockConnection.State.ESTABLISHED;
         conn.channel.writeAndFlush(Unpooled.copiedBuffer("OK " + conn.localPort + "\n", StandardCharsets.US_ASCII));
-        conn.channel.config().setAutoRead(true);
+        if (!conn.hostDone) {
+            conn.channel.config().setAutoRead(true);
+        }
+        Control shutdown = shutdownDue(conn);
+        if (shutdown != null) {
+            send(shutdown);
+        }
     }
 
     /** RW: the payload goes to the host socket; the credit comes back as the socket takes it. */
@@ -427,21 +448,20 @@ final class VsockMux implements AutoCloseable {
         }
     }
 
-    /** The host end sent EOF (or closed): the guest hears SHUTDOWN after the data before it. */
-    private void hostDone(VsockConnection conn) {
+    /**
+     * The host end sent EOF: the guest hears SHUTDOWN after the data before it (a client that
+     * writes its request and half-closes before the guest has answered CONNECT included).
+     */
+    private void hostDone(VsockConnection conn, boolean gone) {
         synchronized (conn) {
-            if (conn.state == VsockConnection.State.CONNECTING_TO_GUEST) {
-                close(conn, true);
-                return;
-            }
-            if (conn.state != VsockConnection.State.ESTABLISHED || conn.hostDone) {
+            if (conn.state == VsockConnection.State.CLOSED) {
                 return;
             }
             conn.hostDone = true;
-            if (conn.toGuestBytes == 0 && !conn.shutdownSent) {
-                conn.shutdownSent = true;
-                send(new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_SHUTDOWN,
-                        VirtioVsock.SHUTDOWN_RCV | VirtioVsock.SHUTDOWN_SEND, conn));
+            conn.hostGone |= gone;
+            Control shutdown = shutdownDue(conn);
+            if (shutdown != null) {
+                send(shutdown);
             }
         }
     }
@@ -547,7 +567,7 @@ final class VsockMux implements AutoCloseable {
         @Override
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof ChannelInputShutdownEvent) {
-                hostDone(conn);
+                hostDone(conn, false);
             }
             ctx.fireUserEventTriggered(evt);
         }
@@ -557,9 +577,9 @@ final class VsockMux implements AutoCloseable {
             synchronized (conn) {
                 if (conn.state == VsockConnection.State.ESTABLISHED) {
                     // the host end is gone: what it sent before still goes, then the guest hears it
-                    hostDone(conn);
+                    hostDone(conn, true);
                 } else if (conn.state == VsockConnection.State.CONNECTING_TO_GUEST) {
-                    close(conn, true);
+                    close(conn, true); // nobody is left to answer OK to
                 }
             }
         }
