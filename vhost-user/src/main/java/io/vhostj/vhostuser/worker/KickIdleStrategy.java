@@ -132,7 +132,9 @@ public final class KickIdleStrategy implements IdleStrategy {
             notificationsOn = true;
             // Re-check after the fence in enableNotifications: a request added before the driver
             // saw notifications on would otherwise wait for the next kick.
-            if (queue.hasAvailable()) {
+            // ... unless the handler takes nothing now (vsock's rx queue holds the guest's empty
+            // buffers until the host has something for them): then they are no reason to spin
+            if (queue.hasAvailable() && (worker == null || worker.canAccept())) {
                 afterWake();
                 return;
             }

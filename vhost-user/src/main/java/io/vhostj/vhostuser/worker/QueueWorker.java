@@ -134,6 +134,11 @@ public final class QueueWorker implements Agent {
         return handler.pending();
     }
 
+    /** Whether the handler would take a request now (false: available buffers are no reason to stay awake). */
+    public boolean canAccept() {
+        return handler.canAccept();
+    }
+
     /** Whether a park should watch {@link #completionFd()}: requests pending, or work coming from outside. */
     public boolean watchesCompletions() {
         return handler.pending() > 0 || handler.wakesFromOutside();
