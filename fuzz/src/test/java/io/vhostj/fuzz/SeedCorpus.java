@@ -13,7 +13,8 @@ import java.util.Map;
  *
  * <pre>
  * mvn -q -o test-compile dependency:build-classpath -Dmdep.outputFile=target/cp.txt
- * java -cp target/test-classes:$(cat target/cp.txt) io.vhostj.fuzz.SeedCorpus src/test/resources
+ * java --add-opens java.base/jdk.internal.misc=ALL-UNNAMED -cp target/test-classes:$(cat target/cp.txt) \
+ *     io.vhostj.fuzz.SeedCorpus src/test/resources
  * </pre>
  */
 public final class SeedCorpus {
@@ -26,6 +27,7 @@ public final class SeedCorpus {
         write(resources, DescriptorChainFuzzTest.class, "popChains", ChainSeeds.seeds());
         write(resources, io.vhostj.blk.BlkRequestFuzzTest.class, "serveRequest", io.vhostj.blk.BlkRequestFuzzTest.seeds());
         write(resources, io.vhostj.fs.FuseRequestFuzzTest.class, "serveRequests", io.vhostj.fs.FuseRequestFuzzTest.seeds());
+        write(resources, io.vhostj.vsock.VsockPacketFuzzTest.class, "sendPackets", io.vhostj.vsock.VsockPacketFuzzTest.seeds());
     }
 
     private static void write(Path resources, Class<?> target, String method, Map<String, byte[]> seeds)

@@ -61,6 +61,7 @@ final class VsockMux implements AutoCloseable {
     private final AtomicInteger nextPort = new AtomicInteger(1024);
     private final EventFd rxWake;
     private Channel listener;
+    private long foreignPackets; // tx worker only
 
     VsockMux(long guestCid, Path udsPath, int bufAlloc, EventLoopGroup group) throws NativeException {
         this.guestCid = guestCid;
@@ -99,6 +100,17 @@ final class VsockMux implements AutoCloseable {
 
     int connectionCount() {
         return connections.size();
+    }
+
+    /** The most guest bytes any connection holds for its host socket (never above its buf_alloc). */
+    int mostUnforwarded() {
+        int most = 0;
+        for (VsockConnection conn : connections.values()) {
+            synchronized (conn) {
+                most = Math.max(most, conn.unforwarded());
+            }
+        }
+        return most;
     }
 
     // ---- rx: packets to the guest ---------------------------------------------------------
@@ -265,7 +277,10 @@ final class VsockMux implements AutoCloseable {
                     + (chain.readableBytes() - VirtioVsock.HDR_SIZE));
         }
         if (srcCid != guestCid) {
-            LOG.warn("vsock: packet from CID {} on the queue of CID {}: dropped", srcCid, guestCid);
+            long n = ++foreignPackets; // the guest chooses how many: log the first few, then every 1000th
+            if (n <= 10 || n % 1000 == 0) {
+                LOG.warn("vsock: packet from CID {} on the queue of CID {}: dropped ({} so far)", srcCid, guestCid, n);
+            }
             return;
         }
         if (dstCid != VirtioVsock.HOST_CID || type != VirtioVsock.TYPE_STREAM) {
