@@ -3,6 +3,8 @@ package io.vhostj.vsock;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 import org.slf4j.LoggerFactory;
@@ -24,7 +26,7 @@ import picocli.CommandLine.Option;
         description = {"vhost-user-vsock backend with hybrid vsock (Firecracker's and Cloud Hypervisor's convention):",
             "a host program connects to --uds-path and writes 'CONNECT <port>\\n' to reach the guest's port",
             "(answered 'OK <host port>\\n'); a guest connection to CID 2 port P reaches the Unix socket",
-            "listening at <uds-path>_P. Stream sockets; one VM per process so far.",
+            "listening at <uds-path>_P. Stream sockets. One VM, or several with --vm.",
             "QEMU side: -chardev socket,id=c0,path=SOCK -device vhost-user-vsock-pci,chardev=c0"})
 public final class VsockMain implements Callable<Integer> {
     @Mixin
@@ -45,37 +47,28 @@ public final class VsockMain implements Callable<Integer> {
             description = "Largest ring the guest may use, a power of two <= 32768. Default: ${DEFAULT-VALUE}.")
     int queueSize;
 
+    @Option(names = "--vm", paramLabel = "SPEC",
+            description = {"guest-cid=N,socket=PATH,uds-path=PATH[,tx-buffer-size=BYTES][,queue-size=N]: one VM; "
+                    + "repeat it to serve several VMs in this process (instead of --guest-cid, --socket-path and "
+                    + "--uds-path). Each CID once; groups= (VM-to-VM) is not implemented yet."})
+    List<String> vms = new ArrayList<>();
+
+    /** One VM this process serves. */
+    record Vm(long cid, Path socket, Path uds, int txBufferSize, int queueSize) {
+    }
+
     @Override
     public Integer call() {
         if (backend.printCapabilities) {
             System.out.println("{\"type\": \"vsock\"}");
             return 0;
         }
+        List<Vm> all;
         try {
             backend.applyLogLevel();
-            backend.validate();
-            if (guestCid == null || guestCid < 3 || guestCid > 0xffff_fffeL) {
-                throw new IllegalArgumentException("--guest-cid CID is required: 3 or more (0-2 are reserved)");
-            }
-            if (udsPath == null) {
-                throw new IllegalArgumentException("--uds-path PATH is required");
-            }
-            if (txBufferSize < 4096 || txBufferSize > (64 << 20)) {
-                throw new IllegalArgumentException("--tx-buffer-size must be 4096..67108864");
-            }
-            if (queueSize < 2 || queueSize > 32768 || Integer.bitCount(queueSize) != 1) {
-                throw new IllegalArgumentException("--queue-size must be a power of two, 2..32768");
-            }
-            Path parent = udsPath.toAbsolutePath().getParent();
-            if (parent == null || !Files.isDirectory(parent)) {
-                throw new IllegalArgumentException("--uds-path: no such directory: " + parent);
-            }
-            if (Files.exists(udsPath, LinkOption.NOFOLLOW_LINKS)) {
-                if (!Files.readAttributes(udsPath, java.nio.file.attribute.PosixFileAttributes.class,
-                        LinkOption.NOFOLLOW_LINKS).isOther()) {
-                    throw new IllegalArgumentException("--uds-path " + udsPath + " exists and is not a socket");
-                }
-                Files.delete(udsPath); // a stale socket from an earlier run
+            all = vms();
+            for (Vm vm : all) {
+                prepareUds(vm.uds());
             }
         } catch (IllegalArgumentException | java.io.IOException e) {
             System.err.println("vhostj vsock: " + e.getMessage());
@@ -86,25 +79,127 @@ public final class VsockMain implements Callable<Integer> {
             return 1;
         }
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
-        VsockMux mux;
+        List<VsockMux> muxes = new ArrayList<>();
         try {
-            mux = new VsockMux(guestCid, udsPath, txBufferSize, group);
-            mux.listen();
-        } catch (NativeException | RuntimeException | InterruptedException e) {
-            System.err.println("vhostj vsock: cannot listen on " + udsPath + ": " + e.getMessage());
-            group.shutdownGracefully();
-            return 1;
-        }
-        try {
-            return BackendLauncher.run(backend, new VsockDevice(mux, queueSize));
+            List<VsockDevice> devices = new ArrayList<>();
+            for (Vm vm : all) {
+                VsockMux mux;
+                try {
+                    mux = new VsockMux(vm.cid(), vm.uds(), vm.txBufferSize(), group);
+                    muxes.add(mux);
+                    mux.listen();
+                } catch (NativeException | RuntimeException | InterruptedException e) {
+                    System.err.println("vhostj vsock: cannot listen on " + vm.uds() + ": " + e.getMessage());
+                    return 1;
+                }
+                devices.add(new VsockDevice(mux, vm.queueSize()));
+            }
+            if (vms.isEmpty()) {
+                return BackendLauncher.run(backend, devices.get(0));
+            }
+            return BackendLauncher.runAll(backend, all.stream().map(Vm::socket).toList(), devices);
         } finally {
-            mux.close();
-            try {
-                Files.deleteIfExists(udsPath);
-            } catch (java.io.IOException e) {
-                LoggerFactory.getLogger(VsockMain.class).debug("cannot remove {}: {}", udsPath, e.getMessage());
+            muxes.forEach(VsockMux::close);
+            for (Vm vm : all) {
+                try {
+                    Files.deleteIfExists(vm.uds());
+                } catch (java.io.IOException e) {
+                    LoggerFactory.getLogger(VsockMain.class).debug("cannot remove {}: {}", vm.uds(), e.getMessage());
+                }
             }
             group.shutdownGracefully().syncUninterruptibly();
+        }
+    }
+
+    /** The VMs the command line asks for: one from the single-VM options, or each --vm. */
+    private List<Vm> vms() {
+        List<Vm> all = new ArrayList<>();
+        if (vms.isEmpty()) {
+            backend.validate();
+            if (guestCid == null) {
+                throw new IllegalArgumentException("--guest-cid CID is required (or --vm)");
+            }
+            if (udsPath == null) {
+                throw new IllegalArgumentException("--uds-path PATH is required");
+            }
+            all.add(check(new Vm(guestCid, backend.socketPath, udsPath, txBufferSize, queueSize), "--"));
+            return all;
+        }
+        if (guestCid != null || udsPath != null || backend.socketPath != null || backend.fd != null) {
+            throw new IllegalArgumentException("--vm replaces --guest-cid, --socket-path, --fd and --uds-path");
+        }
+        if (backend.pollMicros < 0) {
+            throw new IllegalArgumentException("--poll-us must be 0 or more");
+        }
+        java.util.Set<Long> cids = new java.util.HashSet<>();
+        java.util.Set<Path> paths = new java.util.HashSet<>();
+        for (String spec : vms) {
+            java.util.Map<String, String> kv = new java.util.LinkedHashMap<>();
+            for (String part : spec.split(",")) {
+                int eq = part.indexOf('=');
+                if (eq <= 0) {
+                    throw new IllegalArgumentException("--vm " + spec + ": '" + part + "' is not key=value");
+                }
+                kv.put(part.substring(0, eq), part.substring(eq + 1));
+            }
+            for (String key : kv.keySet()) {
+                if (key.equals("groups")) {
+                    throw new IllegalArgumentException("--vm " + spec + ": groups (VM-to-VM by CID) are not implemented yet");
+                }
+                if (!key.matches("guest-cid|socket|uds-path|tx-buffer-size|queue-size")) {
+                    throw new IllegalArgumentException("--vm " + spec + ": unknown key '" + key + "'");
+                }
+            }
+            for (String key : new String[] {"guest-cid", "socket", "uds-path"}) {
+                if (!kv.containsKey(key)) {
+                    throw new IllegalArgumentException("--vm " + spec + ": " + key + "= is required");
+                }
+            }
+            Vm vm;
+            try {
+                vm = new Vm(Long.parseLong(kv.get("guest-cid")), Path.of(kv.get("socket")), Path.of(kv.get("uds-path")),
+                        Integer.parseInt(kv.getOrDefault("tx-buffer-size", Integer.toString(txBufferSize))),
+                        Integer.parseInt(kv.getOrDefault("queue-size", Integer.toString(queueSize))));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--vm " + spec + ": not a number: " + e.getMessage());
+            }
+            check(vm, "--vm " + spec + ": ");
+            if (!cids.add(vm.cid())) {
+                throw new IllegalArgumentException("--vm: guest CID " + vm.cid() + " is given twice");
+            }
+            if (!paths.add(vm.socket().toAbsolutePath()) || !paths.add(vm.uds().toAbsolutePath())) {
+                throw new IllegalArgumentException("--vm " + spec + ": a socket path is used twice");
+            }
+            all.add(vm);
+        }
+        return all;
+    }
+
+    private static Vm check(Vm vm, String where) {
+        if (vm.cid() < 3 || vm.cid() > 0xffff_fffeL) {
+            throw new IllegalArgumentException(where + "guest-cid must be 3 or more (0-2 are reserved)");
+        }
+        if (vm.txBufferSize() < 4096 || vm.txBufferSize() > (64 << 20)) {
+            throw new IllegalArgumentException(where + "tx-buffer-size must be 4096..67108864");
+        }
+        if (vm.queueSize() < 2 || vm.queueSize() > 32768 || Integer.bitCount(vm.queueSize()) != 1) {
+            throw new IllegalArgumentException(where + "queue-size must be a power of two, 2..32768");
+        }
+        return vm;
+    }
+
+    /** The hybrid socket's directory must exist; a stale socket from an earlier run goes. */
+    private static void prepareUds(Path uds) throws java.io.IOException {
+        Path parent = uds.toAbsolutePath().getParent();
+        if (parent == null || !Files.isDirectory(parent)) {
+            throw new IllegalArgumentException("uds path " + uds + ": no such directory: " + parent);
+        }
+        if (Files.exists(uds, LinkOption.NOFOLLOW_LINKS)) {
+            if (!Files.readAttributes(uds, java.nio.file.attribute.PosixFileAttributes.class,
+                    LinkOption.NOFOLLOW_LINKS).isOther()) {
+                throw new IllegalArgumentException("uds path " + uds + " exists and is not a socket");
+            }
+            Files.delete(uds);
         }
     }
 

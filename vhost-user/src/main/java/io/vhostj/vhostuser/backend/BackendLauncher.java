@@ -1,5 +1,8 @@
 package io.vhostj.vhostuser.backend;
 
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import org.slf4j.Logger;
@@ -75,6 +78,54 @@ public final class BackendLauncher {
         server.run();
         server.release();
         log.info("{}: stopped", device.name());
+        return 0;
+    }
+
+    /**
+     * Serves several devices in one process, device i on the socket path {@code sockets.get(i)},
+     * each on a thread of its own, until SIGTERM/SIGINT stops them all.
+     */
+    public static int runAll(BackendOptions options, List<Path> sockets, List<? extends VirtioDevice> devices) {
+        Logger log = LoggerFactory.getLogger(BackendLauncher.class);
+        List<VhostUserServer> servers = new ArrayList<>();
+        for (int i = 0; i < devices.size(); i++) {
+            VhostUserBackend backend = new VhostUserBackend(devices.get(i),
+                    TimeUnit.MICROSECONDS.toNanos(options.pollMicros));
+            backend.pinQueues(options.cpus());
+            try {
+                servers.add(VhostUserServer.listen(backend, sockets.get(i)));
+            } catch (NativeException e) {
+                log.error("cannot serve {}: {}", sockets.get(i), e.getMessage());
+                for (VhostUserServer s : servers) {
+                    s.close();
+                    s.release();
+                }
+                return 1;
+            }
+        }
+        sun.misc.SignalHandler stop = sig -> {
+            log.info("SIG{} received, shutting down {} backend(s)", sig.getName(), servers.size());
+            servers.forEach(VhostUserServer::close);
+        };
+        sun.misc.Signal.handle(new sun.misc.Signal("TERM"), stop);
+        sun.misc.Signal.handle(new sun.misc.Signal("INT"), stop);
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < servers.size(); i++) {
+            VhostUserServer server = servers.get(i);
+            Thread t = new Thread(server::run, "vhostj-serve-" + sockets.get(i).getFileName());
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                servers.forEach(VhostUserServer::close);
+            }
+        }
+        servers.forEach(VhostUserServer::release);
+        log.info("stopped {} backend(s)", servers.size());
         return 0;
     }
 }

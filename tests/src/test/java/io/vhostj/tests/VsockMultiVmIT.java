@@ -1,0 +1,103 @@
+package io.vhostj.tests;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import io.vhostj.bench.VsockClient;
+import io.vhostj.vhostuser.sys.Native;
+import io.vhostj.vsock.VirtioVsock;
+
+/**
+ * {@code vhostj vsock --vm ... --vm ...}: two VMs in one process, each with its own CID, its
+ * own vhost-user socket and its own hybrid socket; vhostj's frontend plays both guests. A
+ * repeated CID is refused at start.
+ */
+class VsockMultiVmIT {
+    private static final long TIMEOUT = 10_000_000_000L;
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void shouldServeTwoVmsEachOnItsOwnSockets() throws Exception {
+        Path log = dir.resolve("vsock.log");
+        Process p = start(log, "--vm", "guest-cid=3,socket=" + dir.resolve("a.sock") + ",uds-path=" + dir.resolve("a.vsock"),
+                "--vm", "guest-cid=4,socket=" + dir.resolve("b.sock") + ",uds-path=" + dir.resolve("b.vsock")
+                        + ",tx-buffer-size=65536");
+        try {
+            for (int i = 0; i < 400 && !(Files.exists(dir.resolve("a.sock")) && Files.exists(dir.resolve("b.sock"))); i++) {
+                Thread.sleep(50);
+            }
+            assertTrue(p.isAlive(), Files.readString(log));
+            for (String[] vm : new String[][] {{"a", "3"}, {"b", "4"}}) {
+                try (ServerSocketChannel host = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+                        VsockClient guest = VsockClient.connect(dir.resolve(vm[0] + ".sock"), 64, 4096)) {
+                    host.bind(UnixDomainSocketAddress.of(dir.resolve(vm[0] + ".vsock_6000")));
+                    assertEquals(Long.parseLong(vm[1]), guest.guestCid(), "the CID in the config space");
+                    guest.send(VirtioVsock.OP_REQUEST, 1000, 6000, 0, 65536, 0, 0, 0);
+                    assertEquals(VirtioVsock.OP_RESPONSE, awaitOp(guest), Files.readString(log));
+                    byte[] hello = ("hello from CID " + vm[1]).getBytes(StandardCharsets.US_ASCII);
+                    long buf = Native.allocate(hello.length);
+                    Native.copyFromArray(hello, 0, buf, hello.length);
+                    guest.send(VirtioVsock.OP_RW, 1000, 6000, 0, 65536, 0, buf, hello.length);
+                    Native.free(buf);
+                    try (SocketChannel c = host.accept()) {
+                        ByteBuffer got = ByteBuffer.allocate(hello.length);
+                        while (got.hasRemaining() && c.read(got) >= 0) {
+                            // until all of it
+                        }
+                        assertEquals("hello from CID " + vm[1], new String(got.array(), StandardCharsets.US_ASCII),
+                                "the VM's data reaches its own host listener");
+                    }
+                }
+            }
+        } finally {
+            p.destroy();
+            assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+        }
+        assertEquals(0, p.exitValue(), "SIGTERM exits cleanly:\n" + Files.readString(log));
+        assertFalse(Files.readString(log).contains("Exception"), Files.readString(log));
+        assertFalse(Files.exists(dir.resolve("a.vsock")), "the hybrid sockets are removed at exit");
+    }
+
+    @Test
+    void shouldRefuseARepeatedCid() throws Exception {
+        Path log = dir.resolve("dup.log");
+        Process p = start(log, "--vm", "guest-cid=3,socket=" + dir.resolve("a.sock") + ",uds-path=" + dir.resolve("a.vsock"),
+                "--vm", "guest-cid=3,socket=" + dir.resolve("b.sock") + ",uds-path=" + dir.resolve("b.vsock"));
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(2, p.exitValue());
+        assertEquals("vhostj vsock: --vm: guest CID 3 is given twice", Files.readString(log).strip());
+    }
+
+    private static int awaitOp(VsockClient guest) throws Exception {
+        int[] op = {0};
+        long deadline = System.nanoTime() + TIMEOUT;
+        while (op[0] == 0 && System.nanoTime() < deadline) {
+            guest.pollRx((hdr, payload, len) -> op[0] = Native.getShort(hdr + VirtioVsock.OP) & 0xffff);
+        }
+        return op[0];
+    }
+
+    private static Process start(Path log, String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(HostTools.ROOT.resolve("bin/vhostj").toString(), "vsock"));
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("VHOSTJ_NO_BUILD", "1");
+        return pb.start();
+    }
+}
