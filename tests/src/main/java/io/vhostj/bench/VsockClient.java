@@ -152,11 +152,22 @@ public final class VsockClient implements AutoCloseable {
      */
     public void send(int op, int srcPort, int dstPort, int flags, int bufAlloc, int fwdCnt, long payload, int length)
             throws NativeException {
+        while (!trySend(op, srcPort, dstPort, flags, bufAlloc, fwdCnt, payload, length)) {
+            Thread.onSpinWait();
+        }
+    }
+
+    /** {@link #send}, unless every tx buffer is still with the device: then false. */
+    public boolean trySend(int op, int srcPort, int dstPort, int flags, int bufAlloc, int fwdCnt, long payload,
+            int length) throws NativeException {
         if (length > MAX_TX_PAYLOAD) {
             throw new IllegalArgumentException("payload of " + length + " bytes");
         }
-        while (freeTxCount == 0) {
+        if (freeTxCount == 0) {
             tx.reap((head, len) -> freeTx[freeTxCount++] = txSlotOfHead[head]);
+            if (freeTxCount == 0) {
+                return false;
+            }
         }
         int slot = freeTx[--freeTxCount];
         long hdr = ram.host(txGpa[slot]);
@@ -181,6 +192,7 @@ public final class VsockClient implements AutoCloseable {
         }
         txSlotOfHead[head] = slot;
         tx.publishAndKick(txKick);
+        return true;
     }
 
     @Override

@@ -84,6 +84,59 @@ class VsockMultiVmIT {
         assertEquals("vhostj vsock: --vm: guest CID 3 is given twice", Files.readString(log).strip());
     }
 
+    @Test
+    void shouldStopTakingTxWhileRepliesPileUpAndGoOnWhenTheGuestReadsThem() throws Exception {
+        Path log = dir.resolve("flood.log");
+        Process p = start(log, "--guest-cid", "3", "--socket-path", dir.resolve("f.sock").toString(),
+                "--uds-path", dir.resolve("f.vsock").toString());
+        try {
+            for (int i = 0; i < 400 && !Files.exists(dir.resolve("f.sock")); i++) {
+                Thread.sleep(50);
+            }
+            try (VsockClient guest = VsockClient.connect(dir.resolve("f.sock"), 256, 4096)) {
+                // data for connections that do not exist: each earns an RST the guest never reads
+                int sent = 0;
+                long stalledSince = 0;
+                while (sent < 10_000) {
+                    if (guest.trySend(VirtioVsock.OP_RW, 1000 + sent, 7, 0, 65536, 0, 0, 0)) {
+                        sent++;
+                        stalledSince = 0;
+                    } else if (stalledSince == 0) {
+                        stalledSince = System.nanoTime();
+                    } else if (System.nanoTime() - stalledSince > 2_000_000_000L) {
+                        break; // the device has stopped taking tx
+                    }
+                }
+                // 1024 replies waiting, 256 more already in the rx buffers the guest posted, 64 tx buffers held
+                assertTrue(sent >= 1024 && sent <= 1024 + 256 + 64,
+                        "tx stops once 1024 replies wait (sent " + sent + ")\n" + Files.readString(log));
+                int[] rsts = {0};
+                long deadline = System.nanoTime() + TIMEOUT;
+                while (rsts[0] < sent && System.nanoTime() < deadline) {
+                    guest.pollRx((hdr, payload, len) -> rsts[0]++);
+                }
+                assertEquals(sent, rsts[0], "every packet got its RST once the guest read them");
+                assertTrue(guest.trySend(VirtioVsock.OP_RW, 1, 7, 0, 65536, 0, 0, 0) || retry(guest),
+                        "tx goes on after the replies drained");
+            }
+            assertTrue(p.isAlive(), Files.readString(log));
+        } finally {
+            p.destroy();
+            assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+        }
+    }
+
+    private static boolean retry(VsockClient guest) throws Exception {
+        long deadline = System.nanoTime() + TIMEOUT;
+        while (System.nanoTime() < deadline) {
+            if (guest.trySend(VirtioVsock.OP_RW, 1, 7, 0, 65536, 0, 0, 0)) {
+                return true;
+            }
+            guest.pollRx((hdr, payload, len) -> { });
+        }
+        return false;
+    }
+
     private static int awaitOp(VsockClient guest) throws Exception {
         int[] op = {0};
         long deadline = System.nanoTime() + TIMEOUT;

@@ -131,9 +131,37 @@ public final class VsockDevice implements VirtioDevice {
         }
     }
 
-    /** Takes the guest's packets off the tx queue: every buffer goes back at once (used length 0). */
+    /**
+     * Takes the guest's packets off the tx queue: every buffer goes back at once (used length 0).
+     * Pauses while too many replies wait for rx buffers, woken when they drain.
+     */
     private final class Tx implements QueueHandler {
         private final long hdr = Native.allocate(VirtioVsock.HDR_SIZE);
+
+        @Override
+        public boolean canAccept() {
+            return mux.txMayGo();
+        }
+
+        @Override
+        public boolean wakesFromOutside() {
+            return true;
+        }
+
+        @Override
+        public int completionFd() {
+            return mux.txWake().fd();
+        }
+
+        @Override
+        public int reap(Completion done) {
+            try {
+                mux.txWake().drain();
+            } catch (NativeException e) {
+                // EAGAIN is absorbed by drain; nothing else happens to an eventfd read
+            }
+            return 0;
+        }
 
         @Override
         public int handle(DescriptorChain chain) throws ChainException {

@@ -44,6 +44,12 @@ final class VsockMux implements AutoCloseable {
     private static final int MAX_COMMAND = 64;
     /** How long the guest has to answer a host CONNECT. */
     private static final long CONNECT_TIMEOUT_SECONDS = 10;
+    /**
+     * Replies waiting for rx buffers past which the tx queue stops being served (as Linux's
+     * vhost-vsock does): a guest that sends packets but posts no rx buffers cannot make the
+     * backend queue replies without bound.
+     */
+    static final int MAX_CONTROL = 1024;
     /** Host bytes read ahead per connection beyond the guest's credit before reading pauses. */
     private static final int READ_AHEAD = 64 * 1024;
 
@@ -60,8 +66,13 @@ final class VsockMux implements AutoCloseable {
     private final ConcurrentLinkedQueue<VsockConnection> ready = new ConcurrentLinkedQueue<>();
     private final AtomicInteger nextPort = new AtomicInteger(1024);
     private final EventFd rxWake;
+    /** Signalled when control packets drain below {@link #MAX_CONTROL}: the tx queue may go on. */
+    private final EventFd txWake;
+    /** Control packets waiting for rx buffers. */
+    private final java.util.concurrent.atomic.AtomicInteger controlQueued = new java.util.concurrent.atomic.AtomicInteger();
     private Channel listener;
     private long foreignPackets; // tx worker only
+    private long overruns; // tx worker only
 
     VsockMux(long guestCid, Path udsPath, int bufAlloc, EventLoopGroup group) throws NativeException {
         this.guestCid = guestCid;
@@ -69,6 +80,7 @@ final class VsockMux implements AutoCloseable {
         this.bufAlloc = bufAlloc;
         this.group = group;
         this.rxWake = EventFd.create();
+        this.txWake = EventFd.create();
     }
 
     static long key(int localPort, int peerPort) {
@@ -81,6 +93,15 @@ final class VsockMux implements AutoCloseable {
 
     EventFd rxWake() {
         return rxWake;
+    }
+
+    EventFd txWake() {
+        return txWake;
+    }
+
+    /** Whether the tx queue may be served: not while too many replies wait for rx buffers. */
+    boolean txMayGo() {
+        return controlQueued.get() < MAX_CONTROL;
     }
 
     /** Listens for host clients on the hybrid vsock socket. */
@@ -130,6 +151,9 @@ final class VsockMux implements AutoCloseable {
         }
         Control c = control.poll();
         if (c != null) {
+            if (controlQueued.getAndDecrement() == MAX_CONTROL) {
+                wake(txWake);
+            }
             int fwd = 0;
             if (c.conn() != null) {
                 synchronized (c.conn()) {
@@ -186,7 +210,7 @@ final class VsockMux implements AutoCloseable {
         }
         Control shutdown = shutdownDue(conn);
         if (shutdown != null) {
-            control.add(shutdown);
+            queueControl(shutdown);
         }
     }
 
@@ -235,8 +259,13 @@ final class VsockMux implements AutoCloseable {
         }
     }
 
-    private void send(Control c) {
+    private void queueControl(Control c) {
+        controlQueued.incrementAndGet();
         control.add(c);
+    }
+
+    private void send(Control c) {
+        queueControl(c);
         wakeRx();
     }
 
@@ -253,10 +282,14 @@ final class VsockMux implements AutoCloseable {
     }
 
     private void wakeRx() {
+        wake(rxWake);
+    }
+
+    private static void wake(EventFd fd) {
         try {
-            rxWake.signal();
+            fd.signal();
         } catch (NativeException e) {
-            LOG.warn("vsock: cannot wake the rx queue: {}", e.getMessage());
+            LOG.warn("vsock: cannot wake a queue: {}", e.getMessage());
         }
     }
 
@@ -378,8 +411,11 @@ final class VsockMux implements AutoCloseable {
             return;
         }
         if (conn.unforwarded() + len > conn.bufAlloc) {
-            LOG.warn("vsock: {} sent {} bytes beyond the credit it was given: reset", conn,
-                    conn.unforwarded() + len - conn.bufAlloc);
+            long n = ++overruns; // guest-chosen: log the first few, then every 1000th
+            if (n <= 10 || n % 1000 == 0) {
+                LOG.warn("vsock: {} sent {} bytes beyond the credit it was given: reset ({} so far)", conn,
+                        conn.unforwarded() + len - conn.bufAlloc, n);
+            }
             close(conn, true);
             return;
         }
@@ -625,6 +661,8 @@ final class VsockMux implements AutoCloseable {
         }
         connections.clear();
         control.clear();
+        controlQueued.set(0);
+        wake(txWake);
         ready.clear();
         if (n > 0) {
             LOG.info("vsock: guest gone: closed {} host connection(s)", n);
@@ -638,5 +676,6 @@ final class VsockMux implements AutoCloseable {
             listener.close().syncUninterruptibly();
         }
         rxWake.close();
+        txWake.close();
     }
 }
