@@ -68,6 +68,9 @@ final class VsockMux implements AutoCloseable {
     private final EventFd rxWake;
     /** Signalled when control packets drain below {@link #MAX_CONTROL}: the tx queue may go on. */
     private final EventFd txWake;
+    /** Whether rxWake / txWake was signalled since its worker last cleared it (no read syscall per poll). */
+    private final java.util.concurrent.atomic.AtomicBoolean rxSignalled = new java.util.concurrent.atomic.AtomicBoolean();
+    private final java.util.concurrent.atomic.AtomicBoolean txSignalled = new java.util.concurrent.atomic.AtomicBoolean();
     /** Control packets waiting for rx buffers. */
     private final java.util.concurrent.atomic.AtomicInteger controlQueued = new java.util.concurrent.atomic.AtomicInteger();
     private Channel listener;
@@ -97,6 +100,26 @@ final class VsockMux implements AutoCloseable {
 
     EventFd txWake() {
         return txWake;
+    }
+
+    /** The rx worker's side of a wake-up: clears the eventfd, only if it was signalled. */
+    void clearRxWake() {
+        clear(rxSignalled, rxWake);
+    }
+
+    /** The tx worker's side of a wake-up. */
+    void clearTxWake() {
+        clear(txSignalled, txWake);
+    }
+
+    private static void clear(java.util.concurrent.atomic.AtomicBoolean signalled, EventFd fd) {
+        if (signalled.getAndSet(false)) {
+            try {
+                fd.drain();
+            } catch (NativeException e) {
+                LOG.warn("vsock: cannot read a wake eventfd: {}", e.getMessage());
+            }
+        }
     }
 
     /** Whether the tx queue may be served: not while too many replies wait for rx buffers. */
@@ -152,7 +175,7 @@ final class VsockMux implements AutoCloseable {
         Control c = control.poll();
         if (c != null) {
             if (controlQueued.getAndDecrement() == MAX_CONTROL) {
-                wake(txWake);
+                wake(txSignalled, txWake);
             }
             int fwd = 0;
             if (c.conn() != null) {
@@ -282,14 +305,17 @@ final class VsockMux implements AutoCloseable {
     }
 
     private void wakeRx() {
-        wake(rxWake);
+        wake(rxSignalled, rxWake);
     }
 
-    private static void wake(EventFd fd) {
-        try {
-            fd.signal();
-        } catch (NativeException e) {
-            LOG.warn("vsock: cannot wake a queue: {}", e.getMessage());
+    /** Signals {@code fd} unless it is signalled already and its worker has not looked yet. */
+    private static void wake(java.util.concurrent.atomic.AtomicBoolean signalled, EventFd fd) {
+        if (signalled.compareAndSet(false, true)) {
+            try {
+                fd.signal();
+            } catch (NativeException e) {
+                LOG.warn("vsock: cannot wake a queue: {}", e.getMessage());
+            }
         }
     }
 
@@ -662,7 +688,7 @@ final class VsockMux implements AutoCloseable {
         connections.clear();
         control.clear();
         controlQueued.set(0);
-        wake(txWake);
+        wake(txSignalled, txWake);
         ready.clear();
         if (n > 0) {
             LOG.info("vsock: guest gone: closed {} host connection(s)", n);
