@@ -1,5 +1,7 @@
 package io.vhostj.vsock;
 
+import io.vhostj.vhostuser.sys.Native;
+
 /**
  * The virtio-vsock layouts (virtio 1.2, 5.10 "Socket Device"), little-endian: the packet header
  * every packet on the rx and tx queues starts with, its ops and flags, and the config space.
@@ -51,6 +53,21 @@ public final class VirtioVsock {
     public static final int EVENT = 2;
 
     private VirtioVsock() {
+    }
+
+    /** Writes a stream packet's header at {@code hdr} (native memory). */
+    public static void putHeader(long hdr, long srcCid, long dstCid, int srcPort, int dstPort, int len, int op,
+            int flags, int bufAlloc, int fwdCnt) {
+        Native.putLong(hdr + SRC_CID, srcCid);
+        Native.putLong(hdr + DST_CID, dstCid);
+        Native.putInt(hdr + SRC_PORT, srcPort);
+        Native.putInt(hdr + DST_PORT, dstPort);
+        Native.putInt(hdr + LEN, len);
+        Native.putShort(hdr + TYPE, (short) TYPE_STREAM);
+        Native.putShort(hdr + OP, (short) op);
+        Native.putInt(hdr + FLAGS, flags);
+        Native.putInt(hdr + BUF_ALLOC, bufAlloc);
+        Native.putInt(hdr + FWD_CNT, fwdCnt);
     }
 
     public static String opName(int op) {

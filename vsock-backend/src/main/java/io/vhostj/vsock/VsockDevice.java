@@ -90,9 +90,45 @@ public final class VsockDevice implements VirtioDevice {
         mux.reset();
     }
 
+    /**
+     * A queue handler that another thread wakes through {@code wake} (host data for rx, drained
+     * replies for tx), with a header buffer of its own.
+     */
+    private abstract static class Woken implements QueueHandler {
+        final long hdr = Native.allocate(VirtioVsock.HDR_SIZE);
+        private final Wake wake;
+
+        Woken(Wake wake) {
+            this.wake = wake;
+        }
+
+        @Override
+        public boolean wakesFromOutside() {
+            return true;
+        }
+
+        @Override
+        public int completionFd() {
+            return wake.fd();
+        }
+
+        @Override
+        public int reap(Completion done) {
+            wake.clear();
+            return 0;
+        }
+
+        @Override
+        public void close() {
+            Native.free(hdr);
+        }
+    }
+
     /** Fills the guest's rx buffers when the mux has something; woken by host sockets. */
-    private final class Rx implements QueueHandler {
-        private final long hdr = Native.allocate(VirtioVsock.HDR_SIZE);
+    private final class Rx extends Woken {
+        Rx() {
+            super(mux.rxWake());
+        }
 
         @Override
         public boolean canAccept() {
@@ -103,55 +139,20 @@ public final class VsockDevice implements VirtioDevice {
         public int handle(DescriptorChain chain) throws ChainException {
             return mux.fillRx(chain, hdr);
         }
-
-        @Override
-        public boolean wakesFromOutside() {
-            return true;
-        }
-
-        @Override
-        public int completionFd() {
-            return mux.rxWake().fd();
-        }
-
-        @Override
-        public int reap(Completion done) {
-            mux.clearRxWake();
-            return 0;
-        }
-
-        @Override
-        public void close() {
-            Native.free(hdr);
-        }
     }
 
     /**
      * Takes the guest's packets off the tx queue: every buffer goes back at once (used length 0).
      * Pauses while too many replies wait for rx buffers, woken when they drain.
      */
-    private final class Tx implements QueueHandler {
-        private final long hdr = Native.allocate(VirtioVsock.HDR_SIZE);
+    private final class Tx extends Woken {
+        Tx() {
+            super(mux.txWake());
+        }
 
         @Override
         public boolean canAccept() {
             return mux.txMayGo();
-        }
-
-        @Override
-        public boolean wakesFromOutside() {
-            return true;
-        }
-
-        @Override
-        public int completionFd() {
-            return mux.txWake().fd();
-        }
-
-        @Override
-        public int reap(Completion done) {
-            mux.clearTxWake();
-            return 0;
         }
 
         @Override
@@ -162,11 +163,6 @@ public final class VsockDevice implements VirtioDevice {
             chain.readFromChain(0, hdr, VirtioVsock.HDR_SIZE);
             mux.fromGuest(hdr, chain);
             return 0;
-        }
-
-        @Override
-        public void close() {
-            Native.free(hdr);
         }
     }
 }

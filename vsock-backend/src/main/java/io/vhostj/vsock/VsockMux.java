@@ -26,7 +26,6 @@ import io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.netty.channel.epoll.EpollServerDomainSocketChannel;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.unix.DomainSocketAddress;
-import io.vhostj.vhostuser.sys.EventFd;
 import io.vhostj.vhostuser.sys.Native;
 import io.vhostj.vhostuser.sys.NativeException;
 import io.vhostj.vhostuser.virtq.ChainException;
@@ -36,7 +35,8 @@ import io.vhostj.vhostuser.virtq.DescriptorChain;
  * One VM's vsock: its connections, the host side (hybrid vsock on {@code udsPath}, netty epoll:
  * an idle connection costs no thread), and what waits for the rx queue. The tx worker hands it
  * the guest's packets ({@link #fromGuest}); the rx worker asks it to fill buffers
- * ({@link #fillRx}) whenever {@link #hasRxWork()}, woken through {@link #rxWake()}.
+ * ({@link #fillRx}) whenever {@link #hasRxWork()}, woken through {@link #rxWake()}; the tx worker
+ * is held back while too many replies wait ({@link #txMayGo()}), woken through {@link #txWake()}.
  */
 final class VsockMux implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(VsockMux.class);
@@ -65,12 +65,9 @@ final class VsockMux implements AutoCloseable {
     private final ConcurrentLinkedQueue<Control> control = new ConcurrentLinkedQueue<>();
     private final ConcurrentLinkedQueue<VsockConnection> ready = new ConcurrentLinkedQueue<>();
     private final AtomicInteger nextPort = new AtomicInteger(1024);
-    private final EventFd rxWake;
+    private final Wake rxWake;
     /** Signalled when control packets drain below {@link #MAX_CONTROL}: the tx queue may go on. */
-    private final EventFd txWake;
-    /** Whether rxWake / txWake was signalled since its worker last cleared it (no read syscall per poll). */
-    private final java.util.concurrent.atomic.AtomicBoolean rxSignalled = new java.util.concurrent.atomic.AtomicBoolean();
-    private final java.util.concurrent.atomic.AtomicBoolean txSignalled = new java.util.concurrent.atomic.AtomicBoolean();
+    private final Wake txWake;
     /** Control packets waiting for rx buffers. */
     private final java.util.concurrent.atomic.AtomicInteger controlQueued = new java.util.concurrent.atomic.AtomicInteger();
     private Channel listener;
@@ -82,8 +79,8 @@ final class VsockMux implements AutoCloseable {
         this.udsPath = udsPath;
         this.bufAlloc = bufAlloc;
         this.group = group;
-        this.rxWake = EventFd.create();
-        this.txWake = EventFd.create();
+        this.rxWake = new Wake();
+        this.txWake = new Wake();
     }
 
     static long key(int localPort, int peerPort) {
@@ -94,32 +91,12 @@ final class VsockMux implements AutoCloseable {
         return guestCid;
     }
 
-    EventFd rxWake() {
+    Wake rxWake() {
         return rxWake;
     }
 
-    EventFd txWake() {
+    Wake txWake() {
         return txWake;
-    }
-
-    /** The rx worker's side of a wake-up: clears the eventfd, only if it was signalled. */
-    void clearRxWake() {
-        clear(rxSignalled, rxWake);
-    }
-
-    /** The tx worker's side of a wake-up. */
-    void clearTxWake() {
-        clear(txSignalled, txWake);
-    }
-
-    private static void clear(java.util.concurrent.atomic.AtomicBoolean signalled, EventFd fd) {
-        if (signalled.getAndSet(false)) {
-            try {
-                fd.drain();
-            } catch (NativeException e) {
-                LOG.warn("vsock: cannot read a wake eventfd: {}", e.getMessage());
-            }
-        }
     }
 
     /** Whether the tx queue may be served: not while too many replies wait for rx buffers. */
@@ -175,7 +152,7 @@ final class VsockMux implements AutoCloseable {
         Control c = control.poll();
         if (c != null) {
             if (controlQueued.getAndDecrement() == MAX_CONTROL) {
-                wake(txSignalled, txWake);
+                txWake.signal();
             }
             int fwd = 0;
             if (c.conn() != null) {
@@ -227,13 +204,21 @@ final class VsockMux implements AutoCloseable {
             conn.queued = true;
             ready.add(conn);
         }
-        if (conn.channel != null && !conn.channel.config().isAutoRead() && !conn.hostDone
-                && conn.toGuestBytes < conn.peerCredit() + READ_AHEAD) {
-            conn.channel.config().setAutoRead(true);
-        }
+        resumeReading(conn);
         Control shutdown = shutdownDue(conn);
         if (shutdown != null) {
             queueControl(shutdown);
+        }
+    }
+
+    /**
+     * Reads the host socket again (its reading paused in {@link #fromHost}) once what waits for
+     * the guest is within the guest's credit plus {@link #READ_AHEAD}.
+     */
+    private static void resumeReading(VsockConnection conn) {
+        if (conn.state == VsockConnection.State.ESTABLISHED && conn.channel != null && !conn.hostDone
+                && !conn.channel.config().isAutoRead() && conn.toGuestBytes < conn.peerCredit() + READ_AHEAD) {
+            conn.channel.config().setAutoRead(true);
         }
     }
 
@@ -254,16 +239,7 @@ final class VsockMux implements AutoCloseable {
     }
 
     private void header(long hdr, int localPort, int peerPort, int len, int op, int flags, int fwdCnt) {
-        Native.putLong(hdr + VirtioVsock.SRC_CID, VirtioVsock.HOST_CID);
-        Native.putLong(hdr + VirtioVsock.DST_CID, guestCid);
-        Native.putInt(hdr + VirtioVsock.SRC_PORT, localPort);
-        Native.putInt(hdr + VirtioVsock.DST_PORT, peerPort);
-        Native.putInt(hdr + VirtioVsock.LEN, len);
-        Native.putShort(hdr + VirtioVsock.TYPE, (short) VirtioVsock.TYPE_STREAM);
-        Native.putShort(hdr + VirtioVsock.OP, (short) op);
-        Native.putInt(hdr + VirtioVsock.FLAGS, flags);
-        Native.putInt(hdr + VirtioVsock.BUF_ALLOC, bufAlloc);
-        Native.putInt(hdr + VirtioVsock.FWD_CNT, fwdCnt);
+        VirtioVsock.putHeader(hdr, VirtioVsock.HOST_CID, guestCid, localPort, peerPort, len, op, flags, bufAlloc, fwdCnt);
     }
 
     private static void copyToChain(ByteBuf b, int n, DescriptorChain chain, long at) throws ChainException {
@@ -289,7 +265,7 @@ final class VsockMux implements AutoCloseable {
 
     private void send(Control c) {
         queueControl(c);
-        wakeRx();
+        rxWake.signal();
     }
 
     private void rst(int localPort, int peerPort) {
@@ -300,22 +276,7 @@ final class VsockMux implements AutoCloseable {
         if (!conn.queued && conn.sendable()) {
             conn.queued = true;
             ready.add(conn);
-            wakeRx();
-        }
-    }
-
-    private void wakeRx() {
-        wake(rxSignalled, rxWake);
-    }
-
-    /** Signals {@code fd} unless it is signalled already and its worker has not looked yet. */
-    private static void wake(java.util.concurrent.atomic.AtomicBoolean signalled, EventFd fd) {
-        if (signalled.compareAndSet(false, true)) {
-            try {
-                fd.signal();
-            } catch (NativeException e) {
-                LOG.warn("vsock: cannot wake a queue: {}", e.getMessage());
-            }
+            rxWake.signal();
         }
     }
 
@@ -375,11 +336,7 @@ final class VsockMux implements AutoCloseable {
             }
             if (conn.state != VsockConnection.State.CLOSED) {
                 markReady(conn);
-                if (conn.channel != null && !conn.channel.config().isAutoRead() && !conn.hostDone
-                        && conn.state == VsockConnection.State.ESTABLISHED
-                        && conn.toGuestBytes < conn.peerCredit() + READ_AHEAD) {
-                    conn.channel.config().setAutoRead(true);
-                }
+                resumeReading(conn);
             }
         }
     }
@@ -688,7 +645,7 @@ final class VsockMux implements AutoCloseable {
         connections.clear();
         control.clear();
         controlQueued.set(0);
-        wake(txSignalled, txWake);
+        txWake.signal();
         ready.clear();
         if (n > 0) {
             LOG.info("vsock: guest gone: closed {} host connection(s)", n);
