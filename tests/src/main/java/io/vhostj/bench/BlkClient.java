@@ -47,21 +47,11 @@ public final class BlkClient implements AutoCloseable {
         this.maxLength = maxLength;
         frontend = VhostUserFrontend.connect(socket, 5000);
         try {
-            long offered = frontend.getFeatures();
-            if (!VirtioFeatures.has(offered, VirtioFeatures.VERSION_1)) {
-                throw new VhostUserProtocolException("backend does not offer VIRTIO_F_VERSION_1");
-            }
-            long wanted = VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
+            negotiatedFeatures = frontend.negotiate(VirtioFeatures.bit(VirtioFeatures.VERSION_1)
+                    | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
                     | VirtioFeatures.bit(VirtioFeatures.RING_INDIRECT_DESC) | VirtioFeatures.bit(VirtioBlk.F_FLUSH)
-                    | VirtioFeatures.bit(VirtioBlk.F_BLK_SIZE) | VirtioFeatures.bit(VirtioBlk.F_SEG_MAX)
-                    | ProtocolFeature.bit(ProtocolFeature.VHOST_USER_F_PROTOCOL_FEATURES);
-            negotiatedFeatures = offered & wanted;
-            if (ProtocolFeature.has(offered, ProtocolFeature.VHOST_USER_F_PROTOCOL_FEATURES)) {
-                long protocol = frontend.getProtocolFeatures()
-                        & (ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG));
-                frontend.setProtocolFeatures(protocol);
-            }
-            frontend.setOwner();
+                    | VirtioFeatures.bit(VirtioBlk.F_BLK_SIZE) | VirtioFeatures.bit(VirtioBlk.F_SEG_MAX),
+                    ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG));
             if (!ProtocolFeature.has(frontend.protocolFeatures(), ProtocolFeature.CONFIG)) {
                 throw new VhostUserProtocolException("backend does not offer the CONFIG protocol feature: "
                         + "cannot learn the disk size");
@@ -72,7 +62,6 @@ public final class BlkClient implements AutoCloseable {
                 sectors = (sectors << 8) | (cap[i] & 0xff);
             }
             capacityBytes = sectors << VirtioBlk.SECTOR_SHIFT;
-            frontend.setFeatures(negotiatedFeatures);
 
             long ramSize = ((long) slots * (maxLength + 4096L) + 64L * queueSize + (4 << 20) + 0xfffff) & ~0xfffffL;
             ram = new GuestRam(RAM_GPA, ramSize);

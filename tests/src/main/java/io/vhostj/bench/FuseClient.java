@@ -7,7 +7,6 @@ import io.vhostj.vhostuser.frontend.DriverQueue;
 import io.vhostj.vhostuser.frontend.GuestRam;
 import io.vhostj.vhostuser.frontend.VhostUserFrontend;
 import io.vhostj.vhostuser.protocol.ProtocolFeature;
-import io.vhostj.vhostuser.protocol.VhostUserProtocolException;
 import io.vhostj.vhostuser.sys.EventFd;
 import io.vhostj.vhostuser.sys.Native;
 import io.vhostj.vhostuser.sys.NativeException;
@@ -45,22 +44,13 @@ public final class FuseClient implements AutoCloseable {
     private FuseClient(Path socket, int queueSize) throws Exception {
         frontend = VhostUserFrontend.connect(socket, 5000);
         try {
-            long offered = frontend.getFeatures();
-            if (!VirtioFeatures.has(offered, VirtioFeatures.VERSION_1)) {
-                throw new VhostUserProtocolException("backend does not offer VIRTIO_F_VERSION_1");
-            }
-            long wanted = VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
-                    | ProtocolFeature.bit(ProtocolFeature.VHOST_USER_F_PROTOCOL_FEATURES);
-            if (ProtocolFeature.has(offered, ProtocolFeature.VHOST_USER_F_PROTOCOL_FEATURES)) {
-                frontend.setProtocolFeatures(frontend.getProtocolFeatures()
-                        & (ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG)
-                        | ProtocolFeature.bit(ProtocolFeature.MQ)));
-            }
-            frontend.setOwner();
-            frontend.setFeatures(offered & wanted);
+            long features = frontend.negotiate(
+                    VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX),
+                    ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG)
+                            | ProtocolFeature.bit(ProtocolFeature.MQ));
             ram = new GuestRam(RAM_GPA, 8 << 20);
             frontend.setMemTable(ram);
-            queue = new DriverQueue(ram, queueSize, VirtioFeatures.has(offered & wanted, VirtioFeatures.RING_EVENT_IDX));
+            queue = new DriverQueue(ram, queueSize, VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX));
             queue.interrupts(false);
             kick = EventFd.create();
             call = EventFd.create();

@@ -98,16 +98,36 @@ public final class VsockBench implements Callable<Integer> {
         return System.nanoTime() + (long) (runtime * 1e9);
     }
 
-    private String throughput(long bytes, long nanos) {
+    private String throughput(long bytes, long nanos, int blockSize) {
         double mibs = bytes / 1048576.0 / (nanos / 1e9);
         if (json) {
-            return String.format(Locale.ROOT, "{\"op\":\"%s\",\"bs\":%d,\"bytes\":%d,\"mib_s\":%.1f}", op, bsBytes(), bytes, mibs);
+            return String.format(Locale.ROOT, "{\"op\":\"%s\",\"bs\":%d,\"bytes\":%d,\"mib_s\":%.1f}", op, blockSize, bytes, mibs);
         }
         return String.format(Locale.ROOT, "%s bs=%s: %.1f MiB/s (%d bytes in %.1f s)", op, bs, mibs, bytes, nanos / 1e9);
     }
 
-    private int bsBytes() {
-        return (int) BlkBench.parseSize(bs, "--bs");
+    /** The socket {@link #startWriter} writes into, opened on its thread. */
+    @FunctionalInterface
+    private interface Opener {
+        SocketChannel open() throws IOException;
+    }
+
+    /** A daemon thread that writes {@code blockSize} chunks into what {@code opener} gives until interrupted. */
+    private static Thread startWriter(String name, Opener opener, int blockSize) {
+        Thread writer = new Thread(() -> {
+            try (SocketChannel c = opener.open()) {
+                ByteBuffer chunk = ByteBuffer.allocateDirect(blockSize);
+                while (!Thread.currentThread().isInterrupted()) {
+                    chunk.clear();
+                    c.write(chunk);
+                }
+            } catch (IOException e) {
+                // closed at the end
+            }
+        }, name);
+        writer.setDaemon(true);
+        writer.start();
+        return writer;
     }
 
     /** A host program writes into CONNECT 5000; the guest takes the bytes and returns credit. */
@@ -115,19 +135,7 @@ public final class VsockBench implements Callable<Integer> {
         try (VsockClient guest = VsockClient.connect(socket, 256, rxBuf)) {
             AtomicLong received = new AtomicLong();
             int[] fwd = new int[2]; // fwd_cnt, reported
-            Thread writer = new Thread(() -> {
-                try (SocketChannel host = hostConnect(GUEST_PORT)) {
-                    ByteBuffer chunk = ByteBuffer.allocateDirect(blockSize);
-                    while (!Thread.currentThread().isInterrupted()) {
-                        chunk.clear();
-                        host.write(chunk);
-                    }
-                } catch (IOException e) {
-                    // closed at the end
-                }
-            }, "bench-host-writer");
-            writer.setDaemon(true);
-            writer.start();
+            Thread writer = startWriter("bench-host-writer", () -> hostConnect(GUEST_PORT), blockSize);
             long start = 0;
             long end = Long.MAX_VALUE;
             while (System.nanoTime() < end) {
@@ -153,7 +161,7 @@ public final class VsockBench implements Callable<Integer> {
             }
             long took = System.nanoTime() - start;
             writer.interrupt();
-            return throughput(received.get(), took);
+            return throughput(received.get(), took, blockSize);
         }
     }
 
@@ -223,7 +231,7 @@ public final class VsockBench implements Callable<Integer> {
                 long took = System.nanoTime() - start;
                 long bytes = read.get() - startBytes;
                 guest.send(VirtioVsock.OP_RST, localPort, HOST_PORT, 0, BUF_ALLOC, 0, 0, 0);
-                return throughput(bytes, took);
+                return throughput(bytes, took, blockSize);
             } finally {
                 Native.free(data);
                 Files.deleteIfExists(listenAt);
@@ -328,19 +336,8 @@ public final class VsockBench implements Callable<Integer> {
         Path at = dir.resolve("s");
         try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
             server.bind(UnixDomainSocketAddress.of(at));
-            Thread writer = new Thread(() -> {
-                try (SocketChannel c = SocketChannel.open(UnixDomainSocketAddress.of(at))) {
-                    ByteBuffer chunk = ByteBuffer.allocateDirect(blockSize);
-                    while (!Thread.currentThread().isInterrupted()) {
-                        chunk.clear();
-                        c.write(chunk);
-                    }
-                } catch (IOException e) {
-                    // closed at the end
-                }
-            }, "bench-unix-writer");
-            writer.setDaemon(true);
-            writer.start();
+            Thread writer = startWriter("bench-unix-writer", () -> SocketChannel.open(UnixDomainSocketAddress.of(at)),
+                    blockSize);
             try (SocketChannel c = server.accept()) {
                 ByteBuffer b = ByteBuffer.allocateDirect(256 * 1024);
                 long start = System.nanoTime();
@@ -352,7 +349,7 @@ public final class VsockBench implements Callable<Integer> {
                 }
                 long took = System.nanoTime() - start;
                 writer.interrupt();
-                return throughput(bytes, took);
+                return throughput(bytes, took, blockSize);
             }
         } finally {
             Files.deleteIfExists(at);

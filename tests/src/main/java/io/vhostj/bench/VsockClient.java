@@ -6,7 +6,6 @@ import io.vhostj.vhostuser.frontend.DriverQueue;
 import io.vhostj.vhostuser.frontend.GuestRam;
 import io.vhostj.vhostuser.frontend.VhostUserFrontend;
 import io.vhostj.vhostuser.protocol.ProtocolFeature;
-import io.vhostj.vhostuser.protocol.VhostUserProtocolException;
 import io.vhostj.vhostuser.sys.EventFd;
 import io.vhostj.vhostuser.sys.Native;
 import io.vhostj.vhostuser.sys.NativeException;
@@ -56,23 +55,14 @@ public final class VsockClient implements AutoCloseable {
         this.rxBufferSize = rxBufferSize;
         frontend = VhostUserFrontend.connect(socket, 5000);
         try {
-            long offered = frontend.getFeatures();
-            if (!VirtioFeatures.has(offered, VirtioFeatures.VERSION_1)) {
-                throw new VhostUserProtocolException("backend does not offer VIRTIO_F_VERSION_1");
-            }
-            long wanted = VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
-                    | ProtocolFeature.bit(ProtocolFeature.VHOST_USER_F_PROTOCOL_FEATURES);
-            if (ProtocolFeature.has(offered, ProtocolFeature.VHOST_USER_F_PROTOCOL_FEATURES)) {
-                frontend.setProtocolFeatures(frontend.getProtocolFeatures()
-                        & (ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG)));
-            }
-            frontend.setOwner();
-            frontend.setFeatures(offered & wanted);
+            long features = frontend.negotiate(
+                    VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX),
+                    ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG));
             byte[] config = frontend.getConfig(0, VirtioVsock.CONFIG_SIZE);
             guestCid = java.nio.ByteBuffer.wrap(config).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong(0);
             ram = new GuestRam(RAM_GPA, 32 << 20);
             frontend.setMemTable(ram);
-            boolean eventIdx = VirtioFeatures.has(offered & wanted, VirtioFeatures.RING_EVENT_IDX);
+            boolean eventIdx = VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX);
             rx = new DriverQueue(ram, queueSize, eventIdx);
             tx = new DriverQueue(ram, queueSize, eventIdx);
             rx.interrupts(false);
@@ -171,16 +161,8 @@ public final class VsockClient implements AutoCloseable {
         }
         int slot = freeTx[--freeTxCount];
         long hdr = ram.host(txGpa[slot]);
-        Native.putLong(hdr + VirtioVsock.SRC_CID, guestCid);
-        Native.putLong(hdr + VirtioVsock.DST_CID, VirtioVsock.HOST_CID);
-        Native.putInt(hdr + VirtioVsock.SRC_PORT, srcPort);
-        Native.putInt(hdr + VirtioVsock.DST_PORT, dstPort);
-        Native.putInt(hdr + VirtioVsock.LEN, length);
-        Native.putShort(hdr + VirtioVsock.TYPE, (short) VirtioVsock.TYPE_STREAM);
-        Native.putShort(hdr + VirtioVsock.OP, (short) op);
-        Native.putInt(hdr + VirtioVsock.FLAGS, flags);
-        Native.putInt(hdr + VirtioVsock.BUF_ALLOC, bufAlloc);
-        Native.putInt(hdr + VirtioVsock.FWD_CNT, fwdCnt);
+        VirtioVsock.putHeader(hdr, guestCid, VirtioVsock.HOST_CID, srcPort, dstPort, length, op, flags, bufAlloc,
+                fwdCnt);
         if (length > 0 && payload != 0) {
             Native.copy(payload, hdr + VirtioVsock.HDR_SIZE, length);
         }

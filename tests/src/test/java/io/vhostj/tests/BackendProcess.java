@@ -29,9 +29,7 @@ public final class BackendProcess implements AutoCloseable {
         List<String> cmd = new ArrayList<>();
         cmd.add(program);
         cmd.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("VHOSTJ_NO_BUILD", "1");
-        Process p = pb.start();
+        Process p = launch(log, cmd);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (!Files.exists(socket)) {
             if (!p.isAlive() || System.nanoTime() > deadline) {
@@ -41,6 +39,24 @@ public final class BackendProcess implements AutoCloseable {
             Thread.sleep(20);
         }
         return new BackendProcess(p, log);
+    }
+
+    /**
+     * Starts {@code command} with its output (stdout and stderr) in {@code log}, the jars as they
+     * are, and waits for nothing: for tests of start-up errors and of several sockets.
+     */
+    public static Process launch(Path log, List<String> command) throws IOException {
+        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("VHOSTJ_NO_BUILD", "1");
+        return pb.start();
+    }
+
+    /** {@link #launch} of {@code bin/vhostj args...}. */
+    public static Process launchVhostj(Path log, String... args) throws IOException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(HostTools.ROOT.resolve("bin/vhostj").toString());
+        cmd.addAll(List.of(args));
+        return launch(log, cmd);
     }
 
     public String log() throws IOException {

@@ -157,11 +157,9 @@ class FsSandboxIT {
     }
 
     private static Process start(Path log, String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(HostTools.ROOT.resolve("bin/vhostj").toString(), "fs"));
+        List<String> cmd = new ArrayList<>(List.of("fs"));
         cmd.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("VHOSTJ_NO_BUILD", "1");
-        return pb.start();
+        return BackendProcess.launchVhostj(log, cmd.toArray(String[]::new));
     }
 
     private static void awaitSocket(Path sock, Path log, Process p) throws Exception {

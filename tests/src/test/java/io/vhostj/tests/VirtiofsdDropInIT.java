@@ -116,8 +116,6 @@ class VirtiofsdDropInIT {
     }
 
     private static Process start(List<String> cmd, Path log) throws Exception {
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("VHOSTJ_NO_BUILD", "1");
-        return pb.start();
+        return BackendProcess.launch(log, cmd);
     }
 }

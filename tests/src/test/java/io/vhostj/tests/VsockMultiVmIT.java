@@ -147,10 +147,8 @@ class VsockMultiVmIT {
     }
 
     private static Process start(Path log, String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(HostTools.ROOT.resolve("bin/vhostj").toString(), "vsock"));
+        List<String> cmd = new ArrayList<>(List.of("vsock"));
         cmd.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("VHOSTJ_NO_BUILD", "1");
-        return pb.start();
+        return BackendProcess.launchVhostj(log, cmd.toArray(String[]::new));
     }
 }

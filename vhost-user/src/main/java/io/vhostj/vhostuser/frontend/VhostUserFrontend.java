@@ -13,6 +13,7 @@ import io.vhostj.vhostuser.protocol.VhostUserProtocolException;
 import io.vhostj.vhostuser.sys.EventFd;
 import io.vhostj.vhostuser.sys.NativeException;
 import io.vhostj.vhostuser.sys.UnixSocket;
+import io.vhostj.vhostuser.virtq.VirtioFeatures;
 
 /**
  * The hypervisor's side of vhost-user: drives any backend's socket (ours, qemu-storage-daemon,
@@ -52,6 +53,26 @@ public final class VhostUserFrontend implements AutoCloseable {
     }
 
     // ---- negotiation -------------------------------------------------------------------------------
+
+    /**
+     * A session's start as a driver makes it: the backend's features read (VIRTIO_F_VERSION_1
+     * required), the protocol features both sides have out of {@code protocolWanted} set (if
+     * the backend speaks them), SET_OWNER, and the features both sides have out of
+     * {@code wanted} set. Returns those features.
+     */
+    public long negotiate(long wanted, long protocolWanted) throws NativeException, VhostUserProtocolException {
+        long offered = getFeatures();
+        if (!VirtioFeatures.has(offered, VirtioFeatures.VERSION_1)) {
+            throw new VhostUserProtocolException("backend does not offer VIRTIO_F_VERSION_1");
+        }
+        if (ProtocolFeature.has(offered, ProtocolFeature.VHOST_USER_F_PROTOCOL_FEATURES)) {
+            setProtocolFeatures(getProtocolFeatures() & protocolWanted);
+        }
+        setOwner();
+        long acked = offered & (wanted | ProtocolFeature.bit(ProtocolFeature.VHOST_USER_F_PROTOCOL_FEATURES));
+        setFeatures(acked);
+        return acked;
+    }
 
     public long getFeatures() throws NativeException, VhostUserProtocolException {
         return requestU64(GET_FEATURES);
