@@ -161,27 +161,7 @@ public final class BlkBench implements Callable<Integer> {
     }
 
     static long parseSize(String text, String option) {
-        String t = text.trim().toLowerCase(Locale.ROOT);
-        long mult = 1;
-        if (t.endsWith("k")) {
-            mult = 1024;
-        } else if (t.endsWith("m")) {
-            mult = 1024 * 1024;
-        } else if (t.endsWith("g")) {
-            mult = 1024L * 1024 * 1024;
-        }
-        if (mult != 1) {
-            t = t.substring(0, t.length() - 1);
-        }
-        try {
-            long v = Long.parseLong(t) * mult;
-            if (v <= 0) {
-                throw new NumberFormatException();
-            }
-            return v;
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(option + ": '" + text + "' is not a size such as 4k or 128k");
-        }
+        return io.vhostj.vhostuser.backend.ByteSize.parse(text, option);
     }
 
     /** The submit/reap loop; allocation-free while it runs. */

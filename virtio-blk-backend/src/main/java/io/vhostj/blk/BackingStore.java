@@ -27,6 +27,14 @@ public interface BackingStore extends AutoCloseable {
     }
 
     /**
+     * The unit in which the store allocates and frees space (a thin pool's block), 0 if none:
+     * the guest is told to align discards to it.
+     */
+    default int allocationUnit() {
+        return 0;
+    }
+
+    /**
      * Reads only if the data is at hand without waiting (the page cache): true if all
      * {@code length} bytes were read, false if the caller must read the normal way.
      */

@@ -120,7 +120,8 @@ public final class BlkDevice implements VirtioDevice {
         b.putShort(VirtioBlk.CFG_NUM_QUEUES, (short) numQueues);
         b.putInt(VirtioBlk.CFG_MAX_DISCARD_SECTORS, MAX_DWZ_SECTORS);
         b.putInt(VirtioBlk.CFG_MAX_DISCARD_SEG, MAX_DWZ_SEGMENTS);
-        b.putInt(VirtioBlk.CFG_DISCARD_SECTOR_ALIGNMENT, blockSize >>> VirtioBlk.SECTOR_SHIFT);
+        b.putInt(VirtioBlk.CFG_DISCARD_SECTOR_ALIGNMENT,
+                Math.max(blockSize, store.allocationUnit()) >>> VirtioBlk.SECTOR_SHIFT);
         b.putInt(VirtioBlk.CFG_MAX_WRITE_ZEROES_SECTORS, MAX_DWZ_SECTORS);
         b.putInt(VirtioBlk.CFG_MAX_WRITE_ZEROES_SEG, MAX_DWZ_SEGMENTS);
         b.put(VirtioBlk.CFG_WRITE_ZEROES_MAY_UNMAP, (byte) 1);

@@ -1,9 +1,12 @@
 package io.vhostj.blk;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
+import io.vhostj.devmapper.PoolException;
+import io.vhostj.devmapper.ThinVolume;
 import io.vhostj.vhostuser.backend.BackendLauncher;
 import io.vhostj.vhostuser.backend.BackendOptions;
 import io.vhostj.vhostuser.sys.NativeException;
@@ -14,7 +17,7 @@ import picocli.CommandLine.Option;
 
 /** {@code vhostj blk}: a vhost-user-blk backend over a file or a block device. */
 @Command(name = "vhostj blk", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"vhost-user-blk backend: serves a regular (sparse) file or a block device to a VM.",
+        description = {"vhost-user-blk backend: serves a regular (sparse) file, a block device or a thin device to a VM.",
             "QEMU side: -chardev socket,id=c0,path=SOCK -device vhost-user-blk-pci,chardev=c0"})
 public final class BlkMain implements Callable<Integer> {
     @Mixin
@@ -23,6 +26,11 @@ public final class BlkMain implements Callable<Integer> {
     @Option(names = {"--path", "--blk-file"}, paramLabel = "FILE",
             description = "The disk: a regular file or a block device.")
     Path path;
+
+    @Option(names = "--thin", paramLabel = "POOL_DIR:ID",
+            description = "The disk: thin device ID of the userspace pool in POOL_DIR ('vhostj devmapper'). "
+                    + "The pool is held by this process while it serves.")
+    String thin;
 
     @Option(names = "--read-only", description = "Export read-only (VIRTIO_BLK_F_RO); writes fail.")
     boolean readOnly;
@@ -70,10 +78,15 @@ public final class BlkMain implements Callable<Integer> {
         try {
             backend.applyLogLevel();
             backend.validate();
-            if (path == null) {
-                throw new IllegalArgumentException("--path FILE (or --blk-file) is required");
+            if ((path == null) == (thin == null)) {
+                throw new IllegalArgumentException("give the disk as one of --path FILE (or --blk-file) or --thin POOL_DIR:ID");
             }
-            if (!Files.exists(path)) {
+            if (thin != null) {
+                int colon = thin.lastIndexOf(':');
+                if (colon <= 0 || !thin.substring(colon + 1).matches("[0-9]{1,8}")) {
+                    throw new IllegalArgumentException("--thin takes POOL_DIR:ID, e.g. /var/lib/pool:1, not " + thin);
+                }
+            } else if (!Files.exists(path)) {
                 throw new IllegalArgumentException("no such file: " + path);
             }
             if (numQueues < 1 || numQueues > 256) {
@@ -90,11 +103,15 @@ public final class BlkMain implements Callable<Integer> {
             System.err.println("vhostj blk: " + e.getMessage());
             return 2;
         }
-        FileBackingStore store;
+        BackingStore store;
+        String what = thin != null ? "thin device " + thin : path.toString();
         try {
-            store = FileBackingStore.open(path, readOnly, direct);
-        } catch (NativeException e) {
-            System.err.println("vhostj blk: cannot open " + path + ": " + e.getMessage());
+            store = thin != null ? openThin() : FileBackingStore.open(path, readOnly, direct);
+        } catch (IOException e) {
+            System.err.println("vhostj blk: cannot open " + what + ": " + e.getMessage());
+            return 1;
+        } catch (PoolException e) {
+            System.err.println("vhostj blk: " + e.getMessage());
             return 1;
         }
         try (store) {
@@ -106,10 +123,19 @@ public final class BlkMain implements Callable<Integer> {
                 return 2;
             }
             org.slf4j.LoggerFactory.getLogger(BlkMain.class).info("blk: {} ({} bytes{}{}), {} queue(s) of up to {}, aio={}",
-                    path, store.size(), readOnly ? ", read-only" : "", direct ? ", O_DIRECT" : "", numQueues, queueSize,
+                    what, store.size(), readOnly ? ", read-only" : "", direct ? ", O_DIRECT" : "", numQueues, queueSize,
                     engine);
             return BackendLauncher.run(backend, device);
         }
+    }
+
+    private BackingStore openThin() throws PoolException, IOException {
+        int colon = thin.lastIndexOf(':');
+        if (direct) {
+            throw new PoolException("--direct does not apply to --thin (the pool's data goes through the page cache)");
+        }
+        return new ThinBackingStore(ThinVolume.open(Path.of(thin.substring(0, colon)),
+                Integer.parseInt(thin.substring(colon + 1)), readOnly));
     }
 
     public static void main(String[] args) {

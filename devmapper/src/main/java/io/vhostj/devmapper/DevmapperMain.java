@@ -1,0 +1,340 @@
+package io.vhostj.devmapper;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+import io.vhostj.vhostuser.backend.ByteSize;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code vhostj devmapper}: a userspace thin pool operated the way containerd's devmapper
+ * snapshotter drives dm-thin ({@code create_thin}, {@code create_snap}, {@code delete}), plus
+ * the pool's own create, resize, list, status and check.
+ */
+@Command(name = "vhostj devmapper", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Userspace thin pool for container root filesystems: thin devices and O(1) snapshots",
+            "in a data file, served to a VM with 'vhostj blk --thin POOL_DIR:ID'.",
+            "Containerd's names work too: create_thin, create_snap."},
+        subcommands = {DevmapperMain.CreatePool.class, DevmapperMain.CreateThin.class, DevmapperMain.CreateSnap.class,
+            DevmapperMain.Delete.class, DevmapperMain.Resize.class, DevmapperMain.ListDevices.class,
+            DevmapperMain.Status.class, DevmapperMain.Check.class})
+public final class DevmapperMain implements Callable<Integer> {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        spec.commandLine().usage(System.err);
+        return 2;
+    }
+
+    /** What every subcommand shares: the pool's directory and --json. */
+    abstract static class PoolCommand implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "POOL_DIR", description = "The pool's directory.")
+        Path pool;
+
+        @Option(names = "--json", description = "Print JSON for programs instead of text for people.")
+        boolean json;
+
+        @Override
+        public final Integer call() {
+            try {
+                return run();
+            } catch (IllegalArgumentException e) {
+                System.err.println("vhostj devmapper: " + e.getMessage());
+                return 2;
+            } catch (PoolException e) {
+                System.err.println("vhostj devmapper: " + e.getMessage());
+                return 1;
+            } catch (IOException e) {
+                System.err.println("vhostj devmapper: I/O error on " + pool + ": " + e.getMessage());
+                return 1;
+            }
+        }
+
+        abstract int run() throws PoolException, IOException;
+
+        ThinPool open() throws PoolException, IOException {
+            return ThinPool.open(pool);
+        }
+
+        void printDevice(String verb, ThinDevice d) {
+            if (json) {
+                System.out.println(deviceJson(d));
+            } else {
+                System.out.printf(Locale.ROOT, "%s device %d: %s%s%n", verb, d.id(), human(d.size()),
+                        d.origin() >= 0 ? ", snapshot of " + d.origin() : "");
+            }
+        }
+    }
+
+    @Command(name = "create-pool", mixinStandardHelpOptions = true,
+            description = "Create a pool: POOL_DIR/metadata, POOL_DIR/metadata.log and the data (a sparse POOL_DIR/data "
+                    + "unless --data names a file or block device).")
+    static final class CreatePool extends PoolCommand {
+        @Option(names = "--size", paramLabel = "SIZE",
+                description = "Data space, e.g. 20G (default with --data: the whole file or device).")
+        String size;
+
+        @Option(names = "--block-size", defaultValue = "64k", paramLabel = "SIZE",
+                description = "Data block size, a power of two from 4k to 1G. Default: ${DEFAULT-VALUE} (as dm-thin).")
+        String blockSize;
+
+        @Option(names = "--data", paramLabel = "PATH", description = "An existing file or block device to hold the data.")
+        Path data;
+
+        @Override
+        int run() throws PoolException, IOException {
+            long bytes = size == null ? 0 : ByteSize.parse(size, "--size");
+            if (bytes == 0 && data == null) {
+                throw new IllegalArgumentException("--size SIZE is required without --data");
+            }
+            long bs = ByteSize.parse(blockSize, "--block-size");
+            if (bs > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("--block-size is at most 1G");
+            }
+            try (ThinPool p = ThinPool.create(pool, bytes, (int) bs, data)) {
+                PoolStatus st = p.status();
+                if (json) {
+                    System.out.println(statusJson(st));
+                } else {
+                    System.out.printf(Locale.ROOT, "created pool %s: %d blocks of %s (%s)%n", pool, st.dataBlocks(),
+                            human(st.blockSize()), human(st.dataBlocks() * st.blockSize()));
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "create-thin", aliases = "create_thin", mixinStandardHelpOptions = true,
+            description = "Create thin device ID of SIZE bytes; it takes data blocks only as they are written.")
+    static final class CreateThin extends PoolCommand {
+        @Parameters(index = "1", paramLabel = "ID", description = "Device id, 0..16777215.")
+        int id;
+
+        @Parameters(index = "2", paramLabel = "SIZE", description = "Virtual size, e.g. 10G.")
+        String size;
+
+        @Override
+        int run() throws PoolException, IOException {
+            long bytes = ByteSize.parse(size, "SIZE");
+            try (ThinPool p = open()) {
+                printDevice("created", p.createThin(id, bytes));
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "create-snap", aliases = "create_snap", mixinStandardHelpOptions = true,
+            description = "Create device ID as a snapshot of ORIGIN (which must not be in use): constant time, "
+                    + "the two share every block until either writes it.")
+    static final class CreateSnap extends PoolCommand {
+        @Parameters(index = "1", paramLabel = "ID")
+        int id;
+
+        @Parameters(index = "2", paramLabel = "ORIGIN")
+        int origin;
+
+        @Override
+        int run() throws PoolException, IOException {
+            try (ThinPool p = open()) {
+                printDevice("created", p.createSnap(id, origin));
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "delete", mixinStandardHelpOptions = true,
+            description = "Delete device ID; blocks no other device shares go back to the pool.")
+    static final class Delete extends PoolCommand {
+        @Parameters(index = "1", paramLabel = "ID")
+        int id;
+
+        @Override
+        int run() throws PoolException, IOException {
+            try (ThinPool p = open()) {
+                p.delete(id);
+                if (json) {
+                    System.out.println("{\"deleted\": " + id + "}");
+                } else {
+                    System.out.println("deleted device " + id);
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "resize", mixinStandardHelpOptions = true,
+            description = "Set device ID's size; shrinking unmaps the blocks past the new end.")
+    static final class Resize extends PoolCommand {
+        @Parameters(index = "1", paramLabel = "ID")
+        int id;
+
+        @Parameters(index = "2", paramLabel = "SIZE")
+        String size;
+
+        @Override
+        int run() throws PoolException, IOException {
+            long bytes = ByteSize.parse(size, "SIZE");
+            try (ThinPool p = open()) {
+                p.resize(id, bytes);
+                for (ThinDevice d : p.list()) {
+                    if (d.id() == id) {
+                        printDevice("resized", d);
+                    }
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "list", mixinStandardHelpOptions = true, description = "List the pool's devices.")
+    static final class ListDevices extends PoolCommand {
+        @Override
+        int run() throws PoolException, IOException {
+            try (ThinPool p = open()) {
+                List<ThinDevice> all = p.list();
+                if (json) {
+                    StringBuilder b = new StringBuilder("[");
+                    for (int i = 0; i < all.size(); i++) {
+                        b.append(i == 0 ? "" : ", ").append(deviceJson(all.get(i)));
+                    }
+                    System.out.println(b.append(']'));
+                } else {
+                    System.out.printf(Locale.ROOT, "%8s  %10s  %10s  %6s  %s%n", "ID", "SIZE", "MAPPED", "ORIGIN", "CREATED");
+                    for (ThinDevice d : all) {
+                        System.out.printf(Locale.ROOT, "%8d  %10s  %10s  %6s  %s%n", d.id(), human(d.size()),
+                                human(d.mappedBlocks() * p.blockSize()), d.origin() < 0 ? "-" : Integer.toString(d.origin()),
+                                Instant.ofEpochMilli(d.created()));
+                    }
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "status", mixinStandardHelpOptions = true,
+            description = "Used and free data blocks, blocks shared by snapshots, and per device mapped and exclusive blocks.")
+    static final class Status extends PoolCommand {
+        @Override
+        int run() throws PoolException, IOException {
+            try (ThinPool p = open()) {
+                PoolStatus st = p.status();
+                if (json) {
+                    System.out.println(statusJson(st));
+                    return 0;
+                }
+                long bs = st.blockSize();
+                System.out.printf(Locale.ROOT, "pool %s: block size %s, %d blocks (%s)%n", pool, human(bs), st.dataBlocks(),
+                        human(st.dataBlocks() * bs));
+                System.out.printf(Locale.ROOT, "  used   %10d blocks (%s, %.1f%%)%n", st.usedBlocks(),
+                        human(st.usedBlocks() * bs), 100.0 * st.usedBlocks() / st.dataBlocks());
+                System.out.printf(Locale.ROOT, "  free   %10d blocks (%s)%n", st.freeBlocks(), human(st.freeBlocks() * bs));
+                System.out.printf(Locale.ROOT, "  shared %10d blocks (mapped by more than one device)%n", st.sharedBlocks());
+                System.out.printf(Locale.ROOT, "  metadata %s%n", human(st.metadataBytes()));
+                System.out.printf(Locale.ROOT, "%8s  %10s  %10s  %10s  %10s  %6s%n", "ID", "SIZE", "MAPPED", "EXCLUSIVE",
+                        "SHARED", "ORIGIN");
+                for (ThinDevice d : st.devices()) {
+                    System.out.printf(Locale.ROOT, "%8d  %10s  %10d  %10d  %10d  %6s%n", d.id(), human(d.size()),
+                            d.mappedBlocks(), d.exclusiveBlocks(), d.mappedBlocks() - d.exclusiveBlocks(),
+                            d.origin() < 0 ? "-" : Integer.toString(d.origin()));
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "check", mixinStandardHelpOptions = true,
+            description = "Verify all metadata: the image's checksum and free-space map, the log, every reference count "
+                    + "against the maps. Exit 0 if sound, 1 if not.")
+    static final class Check extends PoolCommand {
+        @Override
+        int run() throws PoolException, IOException {
+            List<String> problems;
+            try (ThinPool p = open()) {
+                problems = p.check();
+            } catch (PoolException e) {
+                // opening verifies the image and the log; a pool that does not open is what check reports
+                problems = List.of(e.getMessage());
+            }
+            if (json) {
+                StringBuilder b = new StringBuilder("{\"ok\": ").append(problems.isEmpty()).append(", \"problems\": [");
+                for (int i = 0; i < problems.size(); i++) {
+                    b.append(i == 0 ? "" : ", ").append(quote(problems.get(i)));
+                }
+                System.out.println(b.append("]}"));
+            } else if (problems.isEmpty()) {
+                System.out.println("pool " + pool + ": metadata consistent");
+            } else {
+                System.out.println("pool " + pool + ": " + problems.size() + " problem(s)");
+                problems.forEach(pr -> System.out.println("  " + pr));
+            }
+            return problems.isEmpty() ? 0 : 1;
+        }
+    }
+
+    static String deviceJson(ThinDevice d) {
+        return String.format(Locale.ROOT,
+                "{\"id\": %d, \"size\": %d, \"origin\": %s, \"created\": %s, \"mapped_blocks\": %d%s}", d.id(), d.size(),
+                d.origin() < 0 ? "null" : Integer.toString(d.origin()), quote(Instant.ofEpochMilli(d.created()).toString()),
+                d.mappedBlocks(), d.exclusiveBlocks() < 0 ? "" : ", \"exclusive_blocks\": " + d.exclusiveBlocks());
+    }
+
+    static String statusJson(PoolStatus st) {
+        StringBuilder b = new StringBuilder();
+        b.append(String.format(Locale.ROOT,
+                "{\"block_size\": %d, \"data_blocks\": %d, \"used_blocks\": %d, \"free_blocks\": %d, \"shared_blocks\": %d, "
+                        + "\"metadata_bytes\": %d, \"devices\": [",
+                st.blockSize(), st.dataBlocks(), st.usedBlocks(), st.freeBlocks(), st.sharedBlocks(), st.metadataBytes()));
+        for (int i = 0; i < st.devices().size(); i++) {
+            b.append(i == 0 ? "" : ", ").append(deviceJson(st.devices().get(i)));
+        }
+        return b.append("]}").toString();
+    }
+
+    static String quote(String s) {
+        StringBuilder b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"' -> b.append("\\\"");
+                case '\\' -> b.append("\\\\");
+                case '\n' -> b.append("\\n");
+                default -> {
+                    if (c < 0x20) {
+                        b.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
+                    } else {
+                        b.append(c);
+                    }
+                }
+            }
+        }
+        return b.append('"').toString();
+    }
+
+    static String human(long bytes) {
+        String[] units = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+        double v = bytes;
+        int u = 0;
+        while (v >= 1024 && u < units.length - 1) {
+            v /= 1024;
+            u++;
+        }
+        return u == 0 ? bytes + " B" : String.format(Locale.ROOT, v == Math.floor(v) ? "%.0f %s" : "%.1f %s", v, units[u]);
+    }
+
+    public static void main(String[] args) {
+        CommandLine cl = new CommandLine(new DevmapperMain());
+        cl.setParameterExceptionHandler((e, a) -> {
+            System.err.println("vhostj devmapper: " + e.getMessage() + " (try --help)");
+            return 2;
+        });
+        System.exit(cl.execute(args));
+    }
+}
