@@ -52,7 +52,12 @@ public final class ThinPool implements AutoCloseable {
     static final String DATA = "data";
     static final String LOCK = "lock";
     /** The log is folded into a new image once it grows past this. */
-    static final long CHECKPOINT_BYTES = 32L << 20;
+    static final long CHECKPOINT_BYTES = Long.getLong("vhostj.thin.checkpointBytes", 32L << 20);
+    /**
+     * Hand out the lowest allocatable block rather than the next after the last one: makes the
+     * crash test reuse freed blocks as soon as the rules allow (a test setting).
+     */
+    private static final boolean LOWEST_FIRST = Boolean.getBoolean("vhostj.thin.lowestFirst");
 
     /** Device table entry and block-map root. */
     static final class Device {
@@ -694,7 +699,7 @@ public final class ThinPool implements AutoCloseable {
     }
 
     private int allocate() {
-        int b = unavailable.nextClearBit(cursor);
+        int b = unavailable.nextClearBit(LOWEST_FIRST ? 0 : cursor);
         if (b >= dataBlocks) {
             b = unavailable.nextClearBit(0);
             if (b >= dataBlocks) {
