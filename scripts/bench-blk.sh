@@ -20,10 +20,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 "$ROOT/scripts/install-test-deps.sh" qemu-system-common
-work=$(mktemp -d "${TMPDIR:-/tmp}/vhostj-bench.XXXXXX")
-pid=
-cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
+bench_init bench-blk
 img="$work/disk.img"
 # a fully allocated file, so reads hit data and not holes
 fallocate -l "$size" "$img" 2>/dev/null || truncate -s "$size" "$img"
@@ -38,12 +37,7 @@ start_qsd() { # name, extra blockdev opts, extra export opts, extra args
     --export "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=$sock,writable=on$3" \
     >"$work/$1.log" 2>&1 &
   pid=$!
-  for _ in $(seq 200); do [[ -S "$sock" ]] && break; sleep 0.05; done
-  [[ -S "$sock" ]] || { echo "bench-blk: $1 did not start: $(cat "$work/$1.log")" >&2; exit 1; }
-}
-stop() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=; }
-cpu_ticks() { # utime + stime of a process and its threads
-  awk '{print $14 + $15}' "/proc/$1/stat"
+  wait_socket "$sock" "$work/$1.log"
 }
 start_vhostj() {
   sock="$work/vhostj.sock"
@@ -51,19 +45,7 @@ start_vhostj() {
   # shellcheck disable=SC2086
   "$ROOT/bin/vhostj" blk --socket-path "$sock" --path "$img" ${direct:+--direct} $vhostj_args >"$work/vhostj.log" 2>&1 &
   pid=$!
-  for _ in $(seq 400); do [[ -S "$sock" ]] && break; sleep 0.05; done
-  [[ -S "$sock" ]] || { echo "bench-blk: vhostj did not start: $(cat "$work/vhostj.log")" >&2; exit 1; }
-}
-run_jobs() { # name socket
-  for j in "${jobs[@]}"; do
-    read -r rw bs qd <<<"$j"
-    local t0 t1
-    t0=$(cpu_ticks "$pid")
-    json=$("$ROOT/bin/vhostj" bench blk --socket "$2" --rw "$rw" --bs "$bs" --iodepth "$qd" --runtime "$runtime" --json)
-    t1=$(cpu_ticks "$pid")
-    # the backend's CPU over ramp + run (ticks of 1/CLK_TCK s), reported per measured I/O below
-    echo "{\"backend\":\"$1\",\"backend_cpu_s\":$(( t1 - t0 ))e-2,\"wall_s\":$(python3 -c "print($runtime+1)"),${json#\{}" | tee -a "$results" >&2
-  done
+  wait_socket "$sock" "$work/vhostj.log"
 }
 
 jobs=("randread 4k 1" "randwrite 4k 1" "randread 4k 32" "randwrite 4k 32" "read 128k 8" "write 128k 8")
@@ -71,12 +53,12 @@ results="$work/results.jsonl"
 "$ROOT/bin/vhostj" --help >/dev/null   # build once, before any timing
 export VHOSTJ_NO_BUILD=1               # and never again mid-run, whatever changes in the tree
 start_vhostj
-run_jobs vhostj "$sock"
+run_blk_jobs vhostj "$sock"
 stop
 for cfg in "qsd-default||" "qsd-io_uring|,aio=io_uring|" "qsd-iothread-poll|,aio=io_uring|,iothread=io0|--object iothread,id=io0,poll-max-ns=50000"; do
   IFS='|' read -r name bdev exp args <<<"$cfg"
   start_qsd "$name" "$bdev" "$exp" "$args"
-  run_jobs "$name" "$sock"
+  run_blk_jobs "$name" "$sock"
   stop
 done
 

@@ -23,7 +23,7 @@ import picocli.CommandLine.Parameters;
             "in a data file, served to a VM with 'vhostj blk --thin POOL_DIR:ID'.",
             "Containerd's names work too: create_thin, create_snap."},
         subcommands = {DevmapperMain.CreatePool.class, DevmapperMain.CreateThin.class, DevmapperMain.CreateSnap.class,
-            DevmapperMain.Delete.class, DevmapperMain.Resize.class, DevmapperMain.ListDevices.class,
+            DevmapperMain.Delete.class, DevmapperMain.Resize.class, DevmapperMain.Import.class, DevmapperMain.ListDevices.class,
             DevmapperMain.Status.class, DevmapperMain.Check.class})
 public final class DevmapperMain implements Callable<Integer> {
     @CommandLine.Spec
@@ -189,6 +189,43 @@ public final class DevmapperMain implements Callable<Integer> {
                     if (d.id() == id) {
                         printDevice("resized", d);
                     }
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "import", mixinStandardHelpOptions = true,
+            description = "Copy a raw image (e.g. a root filesystem) onto device ID from its start; blocks of zeros "
+                    + "are left unmapped, so the device stays thin.")
+    static final class Import extends PoolCommand {
+        @Parameters(index = "1", paramLabel = "ID")
+        int id;
+
+        @Parameters(index = "2", paramLabel = "IMAGE", description = "A raw image, no larger than the device.")
+        Path image;
+
+        @Override
+        int run() throws PoolException, IOException {
+            if (!java.nio.file.Files.isReadable(image)) {
+                throw new IllegalArgumentException("cannot read the image " + image);
+            }
+            try (ThinPool p = open(); ThinVolume v = p.volume(id, false);
+                 io.vhostj.vhostuser.sys.Fd in = io.vhostj.vhostuser.sys.FileIo.open(image,
+                         io.vhostj.vhostuser.sys.FileIo.O_RDONLY)) {
+                long size = io.vhostj.vhostuser.sys.FileIo.size(in);
+                if (size > v.size()) {
+                    throw new PoolException(image + " (" + human(size) + ") is larger than device " + id + " ("
+                            + human(v.size()) + ")");
+                }
+                long copied = v.importFrom(in, size);
+                v.flush();
+                if (json) {
+                    System.out.printf(Locale.ROOT, "{\"device\": %d, \"bytes\": %d, \"written_bytes\": %d}%n", id, size,
+                            copied);
+                } else {
+                    System.out.printf(Locale.ROOT, "imported %s into device %d (%s written, the rest zeros left unmapped)%n",
+                            human(size), id, human(copied));
                 }
             }
             return 0;

@@ -99,6 +99,15 @@ public final class ThinPool implements AutoCloseable {
     private boolean replaying;
     private boolean holesUnsupported;
     private volatile boolean dataDirty;
+    /** Lock-free I/O in flight per epoch parity ({@link #enterIo}). */
+    private volatile int epoch;
+    private final java.util.concurrent.atomic.AtomicInteger[] active = {
+        new java.util.concurrent.atomic.AtomicInteger(), new java.util.concurrent.atomic.AtomicInteger()};
+    /** Freed blocks waiting for the I/O of epoch {@link #graceEpoch} to finish, or null. */
+    private BitSet grace;
+    private int graceEpoch;
+    /** Why the pool stopped taking changes (a metadata write failed: memory and disk may differ), or null. */
+    private volatile String failed;
     private MetadataLog log;
     private final LogRecords pending = new LogRecords();
     /** One block of scratch for copy-on-write and zero-fill, used under the lock. */
@@ -146,8 +155,11 @@ public final class ThinPool implements AutoCloseable {
             if (dataSize <= 0) {
                 throw new PoolException("the pool needs a data size");
             }
-            try (FileChannel c = FileChannel.open(dataFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            // no image, so any data file here is what a create that did not finish left
+            try (FileChannel c = FileChannel.open(dataFile, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                    StandardOpenOption.WRITE)) {
                 c.write(java.nio.ByteBuffer.allocate(1), dataSize - 1);
+                c.force(true);
             }
         } else {
             if (!Files.exists(dataFile)) {
@@ -172,6 +184,7 @@ public final class ThinPool implements AutoCloseable {
         }
         MetadataImage image = new MetadataImage(blockSize, blocks, dataPath == null ? "" : dataFile.toString(), 1,
                 new TreeMap<>(), new int[(int) blocks]);
+        Files.deleteIfExists(dir.resolve(LOG)); // a leftover log must not be read as this pool's
         image.write(dir);
         MetadataLog.create(dir.resolve(LOG), 1).close();
         return open(dir);
@@ -238,6 +251,7 @@ public final class ThinPool implements AutoCloseable {
     // ---- administration (each is committed before it returns) ----
 
     public synchronized ThinDevice createThin(int id, long size) throws PoolException, IOException {
+        checkUsable();
         checkNew(id);
         checkSize(size);
         long now = System.currentTimeMillis();
@@ -249,6 +263,7 @@ public final class ThinPool implements AutoCloseable {
 
     /** A snapshot of {@code origin} as device {@code id}: O(1), the two share every block until written. */
     public synchronized ThinDevice createSnap(int id, int origin) throws PoolException, IOException {
+        checkUsable();
         checkNew(id);
         Device o = device(origin);
         if (o.open) {
@@ -262,6 +277,7 @@ public final class ThinPool implements AutoCloseable {
     }
 
     public synchronized void delete(int id) throws PoolException, IOException {
+        checkUsable();
         Device d = device(id);
         if (d.open) {
             throw new PoolException("device " + id + " is open for I/O");
@@ -273,10 +289,34 @@ public final class ThinPool implements AutoCloseable {
 
     /** Grows or shrinks a device; shrinking unmaps the blocks past the new end. */
     public synchronized void resize(int id, long size) throws PoolException, IOException {
+        checkUsable();
         Device d = device(id);
         checkSize(size);
         if (d.open) {
             throw new PoolException("device " + id + " is open for I/O");
+        }
+        long tail = d.size & (blockSize - 1);
+        long last = d.size >>> blockShift;
+        if (size > d.size && tail != 0 && lookup(d, last) >= 0) {
+            // the bytes past the old end in its last block were cut off by a shrink: zeros now
+            long iov = Native.allocate(FileIo.IOVEC_SIZE);
+            try {
+                long n = Math.min(blockSize - tail, size - d.size);
+                long zeros = Native.allocate(n);
+                try {
+                    Native.zero(zeros, n);
+                    FileIo.putIovec(iov, 0, zeros, n);
+                    if (!writeProvisioning(d, last, (int) tail, (int) n, iov, 1)) {
+                        throw new PoolException("cannot zero the end of device " + id + " (pool full?)");
+                    }
+                } finally {
+                    Native.free(zeros);
+                }
+            } catch (NativeException e) {
+                throw new IOException("zeroing the end of device " + id + ": " + e.getMessage(), e);
+            } finally {
+                Native.free(iov);
+            }
         }
         doResize(d, size);
         pending.resize(id, size);
@@ -361,21 +401,40 @@ public final class ThinPool implements AutoCloseable {
         if (closed) {
             return;
         }
-        if (dataDirty) {
-            dataDirty = false;
-            try {
-                FileIo.fdatasync(data);
-            } catch (NativeException e) {
-                dataDirty = true;
-                throw new IOException("fdatasync on the pool's data: " + e.getMessage(), e);
+        if (failed != null) {
+            throw new IOException(failed);
+        }
+        try {
+            if (dataDirty) {
+                dataDirty = false;
+                try {
+                    FileIo.fdatasync(data);
+                } catch (NativeException e) {
+                    dataDirty = true;
+                    throw new IOException("fdatasync on the pool's data: " + e.getMessage(), e);
+                }
             }
+            if (!pending.isEmpty()) {
+                log.append(pending);
+                pending.clear();
+            }
+        } catch (IOException e) {
+            fail(e);
+            throw e;
         }
-        if (!pending.isEmpty()) {
-            log.append(pending);
-            pending.clear();
+        // blocks freed two commits ago wait for the lock-free I/O of their epoch, then go back
+        if (grace != null && active[graceEpoch & 1].get() == 0) {
+            releaseFreed(grace);
+            grace = null;
         }
-        releaseFreed(freedPrev);
-        freedPrev = freedNow;
+        if (grace == null) {
+            grace = freedPrev;
+            graceEpoch = epoch;
+            epoch = graceEpoch + 1;
+            freedPrev = freedNow;
+        } else {
+            freedPrev.or(freedNow);
+        }
         freedNow = new BitSet();
         exclusiveSinceCommit.clear();
         if (log.size() > CHECKPOINT_BYTES) {
@@ -383,12 +442,26 @@ public final class ThinPool implements AutoCloseable {
         }
     }
 
+    private void fail(IOException e) {
+        if (failed == null) {
+            failed = "the pool's metadata could not be written (" + e.getMessage()
+                    + "); it takes no more changes until it is opened again";
+            org.slf4j.LoggerFactory.getLogger(ThinPool.class).error(failed);
+        }
+    }
+
     /** Folds the log into a new image (written beside the old one, then renamed over it). */
     synchronized void checkpoint() throws IOException {
         long next = generation + 1;
-        new MetadataImage(blockSize, dataBlocks, dataName, next, devices, dataRefs).write(dir);
-        generation = next;
-        log.reset(next);
+        try {
+            new MetadataImage(blockSize, dataBlocks, dataName, next, devices, dataRefs).write(dir);
+            generation = next;
+            log.reset(next);
+        } catch (IOException e) {
+            // the rename may have happened: appending to the old generation's log could be lost
+            fail(e);
+            throw e;
+        }
     }
 
     @Override
@@ -397,10 +470,21 @@ public final class ThinPool implements AutoCloseable {
             return;
         }
         try {
+            for (Device d : devices.values()) {
+                if (d.open) {
+                    throw new IOException("device " + d.id + " is still open");
+                }
+            }
             commit();
-            releaseFreed(freedPrev);
-            freedPrev = new BitSet();
-            checkpoint();
+            // no volume is open, so no I/O is in flight: every freed block can go back now
+            for (BitSet freed : new BitSet[] {grace, freedPrev, freedNow}) {
+                if (freed != null) {
+                    releaseFreed(freed);
+                }
+            }
+            if (failed == null) {
+                checkpoint();
+            }
         } finally {
             closed = true;
             log.close();
@@ -455,8 +539,32 @@ public final class ThinPool implements AutoCloseable {
         if (b < 0 || dataRefs[b] != 1 || exclusiveSinceCommit.get(b)) {
             return -1;
         }
-        dataDirty = true;
         return b;
+    }
+
+    /** An in-place write has completed: the next commit must fdatasync the data. */
+    void dataWritten() {
+        dataDirty = true;
+    }
+
+    /**
+     * Registers lock-free I/O (a lookup and the transfer that uses it) in the current epoch; the
+     * blocks a commit frees are handed out again only once every I/O of the epoch they were freed
+     * in has finished ({@link #exitIo}), so a stale lookup cannot read or write a reused block.
+     */
+    int enterIo() {
+        while (true) {
+            int e = epoch;
+            active[e & 1].incrementAndGet();
+            if (epoch == e) {
+                return e;
+            }
+            active[e & 1].decrementAndGet();
+        }
+    }
+
+    void exitIo(int e) {
+        active[e & 1].decrementAndGet();
     }
 
     /**
@@ -466,8 +574,12 @@ public final class ThinPool implements AutoCloseable {
      */
     synchronized boolean writeProvisioning(Device d, long vb, int within, int length, long iov, int iovCount)
             throws NativeException {
+        if (failed != null) {
+            return false;
+        }
         int block = lookupWritable(d, vb);
         if (block >= 0) {
+            dataDirty = true;
             return ThinVolume.transfer(true, data, iov, iovCount, ((long) block << blockShift) + within, length);
         }
         int old = lookup(d, vb);
@@ -501,6 +613,9 @@ public final class ThinPool implements AutoCloseable {
 
     /** Unmaps virtual blocks [first, first + count) of the device. */
     synchronized void unmap(Device d, long first, long count) {
+        if (failed != null) {
+            return;
+        }
         for (long vb = first; vb < first + count; vb++) {
             if (lookup(d, vb) >= 0) {
                 setMapping(d, vb, -1);
@@ -538,7 +653,9 @@ public final class ThinPool implements AutoCloseable {
                     Device d = device(r.device());
                     long vb = r.value();
                     int block = r.type() == LogRecords.MAP ? r.block() : -1;
-                    if (vb < 0 || vb >= blocksOf(d.size) || block >= dataBlocks || (block >= 0 && dataRefs[block] != 0)) {
+                    boolean badBlock = r.type() == LogRecords.MAP
+                            ? block < 0 || block >= dataBlocks || dataRefs[block] != 0 : false;
+                    if (vb < 0 || vb >= blocksOf(d.size) || badBlock) {
                         throw new PoolException("log record maps device " + d.id + " block " + vb + " to " + block
                                 + ", which cannot be");
                     }
@@ -790,6 +907,12 @@ public final class ThinPool implements AutoCloseable {
 
     long blocksOf(long size) {
         return (size + blockSize - 1) >>> blockShift;
+    }
+
+    private void checkUsable() throws PoolException {
+        if (failed != null) {
+            throw new PoolException(failed);
+        }
     }
 
     private void checkNew(int id) throws PoolException {

@@ -76,6 +76,15 @@ public final class ThinVolume implements AutoCloseable {
 
     /** Reads {@code length} bytes at {@code offset} into the iovecs; false on an I/O error. */
     public boolean read(long iov, int iovCount, long offset, long length) throws NativeException {
+        int epoch = pool.enterIo();
+        try {
+            return readMapped(iov, iovCount, offset, length);
+        } finally {
+            pool.exitIo(epoch);
+        }
+    }
+
+    private boolean readMapped(long iov, int iovCount, long offset, long length) throws NativeException {
         Slicer s = SLICERS.get().start(iov, iovCount);
         long pos = offset;
         long end = offset + length;
@@ -109,6 +118,15 @@ public final class ThinVolume implements AutoCloseable {
         if (readOnly) {
             return false;
         }
+        int epoch = pool.enterIo();
+        try {
+            return writeMapped(iov, iovCount, offset, length);
+        } finally {
+            pool.exitIo(epoch);
+        }
+    }
+
+    private boolean writeMapped(long iov, int iovCount, long offset, long length) throws NativeException {
         Slicer s = SLICERS.get().start(iov, iovCount);
         long pos = offset;
         long end = offset + length;
@@ -130,7 +148,9 @@ public final class ThinVolume implements AutoCloseable {
                     run += Math.min(blockSize, end - pos - run);
                 }
                 int n = s.slice(run);
-                if (!transfer(true, data, s.out, n, ((long) block << shift) + within, run)) {
+                boolean ok = transfer(true, data, s.out, n, ((long) block << shift) + within, run);
+                pool.dataWritten(); // after the write: a FLUSH that began before it must not count it
+                if (!ok) {
                     return false;
                 }
             }
@@ -171,15 +191,63 @@ public final class ThinVolume implements AutoCloseable {
         long iov = Native.allocate(FileIo.IOVEC_SIZE);
         try {
             for (long done = 0; done < length; ) {
-                long n = Math.min(blockSize, length - done);
-                FileIo.putIovec(iov, 0, zeros, n);
-                if (!write(iov, 1, offset + done, n)) {
-                    return false;
+                long at = offset + done;
+                long n = Math.min(blockSize - (at & (blockSize - 1)), length - done);
+                // an unmapped block reads as zeros already: nothing to allocate
+                if (pool.lookup(device, at >>> shift) >= 0) {
+                    FileIo.putIovec(iov, 0, zeros, n);
+                    if (!write(iov, 1, at, n)) {
+                        return false;
+                    }
                 }
                 done += n;
             }
             return true;
         } finally {
+            Native.free(iov);
+        }
+    }
+
+    /**
+     * Copies the first {@code length} bytes of {@code source} onto the device, block by block;
+     * blocks that are all zeros are unmapped rather than written. Returns the bytes written.
+     */
+    public long importFrom(Fd source, long length) throws NativeException {
+        long buf = Native.allocate(blockSize);
+        long iov = Native.allocate(FileIo.IOVEC_SIZE);
+        long written = 0;
+        try {
+            for (long at = 0; at < length; at += blockSize) {
+                long n = Math.min(blockSize, length - at);
+                long got = 0;
+                while (got < n) {
+                    long r = FileIo.pread(source, buf + got, n - got, at + got);
+                    if (r <= 0) {
+                        throw new NativeException("pread(" + at + ")", io.vhostj.vhostuser.sys.Errno.EIO);
+                    }
+                    got += r;
+                }
+                boolean zero = true;
+                for (long i = 0; i + 8 <= n && zero; i += 8) {
+                    zero = Native.getLong(buf + i) == 0;
+                }
+                for (long i = n & ~7L; i < n && zero; i++) {
+                    zero = Native.getByte(buf + i) == 0;
+                }
+                if (zero && n == blockSize) {
+                    discard(at, n); // whatever the device held there, it reads zeros now, unmapped
+                    continue;
+                }
+                FileIo.putIovec(iov, 0, buf, n);
+                if (!write(iov, 1, at, n)) {
+                    throw new NativeException("write to thin device " + device.id + " (pool full?)",
+                            io.vhostj.vhostuser.sys.Errno.ENOSPC);
+                }
+                written += n;
+            }
+            return written;
+        } finally {
+            Native.free(buf);
             Native.free(iov);
         }
     }

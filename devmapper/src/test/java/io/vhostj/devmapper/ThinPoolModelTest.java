@@ -121,16 +121,20 @@ class ThinPoolModelTest {
             return "delete " + dev;
         }
         if (op < 23) {
-            long blocks = 1 + rnd.nextInt(DEVICE_BLOCKS);
-            pool.resize(dev, blocks * BS);
+            // shrink to any sector, then grow back: what was cut off must read as zeros
+            long bytes = 512L * (1 + rnd.nextInt(DEVICE_BLOCKS * BS / 512));
+            pool.resize(dev, bytes);
             byte[] old = model.bytes.get(dev);
             byte[] now = new byte[DEVICE_BLOCKS * BS];
-            System.arraycopy(old, 0, now, 0, (int) (blocks * BS));
+            System.arraycopy(old, 0, now, 0, (int) bytes);
             model.bytes.put(dev, now);
-            model.maps.get(dev).keySet().removeIf(vb -> vb >= blocks);
-            // grow back to the common size so every device has the same geometry
+            long keep = (bytes + BS - 1) / BS;
+            model.maps.get(dev).keySet().removeIf(vb -> vb >= keep);
             pool.resize(dev, (long) DEVICE_BLOCKS * BS);
-            return "resize " + dev + " " + blocks;
+            if (bytes % BS != 0 && model.maps.get(dev).containsKey(bytes / BS)) {
+                model.touch(dev, bytes / BS); // the cut-off tail of the last block was zeroed
+            }
+            return "resize " + dev + " " + bytes;
         }
         if (op < 28) {
             pool.commit();
@@ -172,20 +176,24 @@ class ThinPoolModelTest {
             }
             assertTrue(v.writeZeroes(start, length));
             java.util.Arrays.fill(content, (int) start, (int) (start + length), (byte) 0);
+            // whole blocks are unmapped; the partial ends are written with zeros where mapped
             long first = (start + BS - 1) / BS;
             long last = (start + length) / BS;
+            Map<Long, Long> map = model.maps.get(dev);
             if (last <= first) {
                 for (long vb = start / BS; vb <= (start + length - 1) / BS; vb++) {
-                    model.touch(dev, vb);
+                    if (map.containsKey(vb)) {
+                        model.touch(dev, vb);
+                    }
                 }
             } else {
                 for (long vb = first; vb < last; vb++) {
-                    model.maps.get(dev).remove(vb);
+                    map.remove(vb);
                 }
-                if (start < first * BS) {
+                if (start < first * BS && map.containsKey(start / BS)) {
                     model.touch(dev, start / BS);
                 }
-                if (start + length > last * BS) {
+                if (start + length > last * BS && map.containsKey(last)) {
                     model.touch(dev, last);
                 }
             }
@@ -285,6 +293,37 @@ class ThinPoolModelTest {
             ThinDevice snap = pool.createSnap(2, 1);
             assertEquals(4096, snap.mappedBlocks());
             assertEquals(4096, pool.status().sharedBlocks());
+        }
+    }
+
+    @Test
+    void shouldNotHandOutAFreedBlockWhileAnEarlierLookupMayStillUseIt(@TempDir Path d) throws Exception {
+        long buf = Native.allocate(BS);
+        long iov = Native.allocate(FileIo.IOVEC_SIZE);
+        FileIo.putIovec(iov, 0, buf, BS);
+        try (ThinPool pool = ThinPool.create(d, 4L * BS, BS, null)) {
+            pool.createThin(1, 4L * BS);
+            try (ThinVolume v = pool.volume(1, false)) {
+                assertTrue(v.write(iov, 1, 0, BS));
+                int stale = pool.enterIo(); // a reader that looked block 0 up and has not read it yet
+                v.discard(0, BS);
+                for (int i = 0; i < 3; i++) {
+                    pool.commit();
+                }
+                for (int vb = 1; vb < 4; vb++) {
+                    assertTrue(v.write(iov, 1, (long) vb * BS, BS));
+                }
+                org.junit.jupiter.api.Assertions.assertFalse(v.write(iov, 1, 0, BS),
+                        "the only free block is the one the reader may still read");
+                pool.exitIo(stale);
+                pool.commit();
+                pool.commit();
+                assertTrue(v.write(iov, 1, 0, BS), "once that reader is done the block is free again");
+            }
+            assertEquals(List.of(), pool.check());
+        } finally {
+            Native.free(buf);
+            Native.free(iov);
         }
     }
 }

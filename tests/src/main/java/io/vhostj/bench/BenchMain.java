@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** {@code vhostj bench}: drives a vhost-user backend's socket through the project's frontend. */
 @Command(name = "vhostj bench", mixinStandardHelpOptions = true,
         description = "Benchmark a vhost-user backend through vhostj's own frontend (no guest, no QEMU).",
-        subcommands = {BlkBench.class, FsBench.class, VsockBench.class})
+        subcommands = {BlkBench.class, FsBench.class, VsockBench.class, ThinBench.class})
 public final class BenchMain implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

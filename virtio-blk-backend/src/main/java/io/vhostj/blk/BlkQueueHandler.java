@@ -155,7 +155,13 @@ final class BlkQueueHandler implements QueueHandler {
                     written += (int) room;
                     status = S_OK;
                 }
-                case T_DISCARD, T_WRITE_ZEROES -> status = discardOrZero(chain, type);
+                case T_DISCARD, T_WRITE_ZEROES -> {
+                    status = discardOrZero(chain, type);
+                    // zeroes are data: with the cache off they must be durable on completion too
+                    if (status == S_OK && type == T_WRITE_ZEROES && writeThrough.getAsBoolean()) {
+                        store.flush();
+                    }
+                }
                 default -> status = S_UNSUPP;
             }
         } catch (NativeException e) {
