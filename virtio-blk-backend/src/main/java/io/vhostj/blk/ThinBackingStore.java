@@ -11,10 +11,10 @@ import io.vhostj.vhostuser.sys.NativeException;
  * whose offsets are the device's, so requests run inline on the queue's thread; DISCARD and
  * WRITE_ZEROES unmap whole blocks, FLUSH commits the pool (data, then metadata).
  */
-final class ThinBackingStore implements BackingStore {
+public final class ThinBackingStore implements BackingStore {
     private final ThinVolume volume;
 
-    ThinBackingStore(ThinVolume volume) {
+    public ThinBackingStore(ThinVolume volume) {
         this.volume = volume;
     }
 
