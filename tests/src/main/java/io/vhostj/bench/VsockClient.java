@@ -147,9 +147,22 @@ public final class VsockClient implements AutoCloseable {
         }
     }
 
+    /** {@link #send} to another CID than the host's (a sibling VM). */
+    public void sendTo(long dstCid, int op, int srcPort, int dstPort, int flags, int bufAlloc, int fwdCnt, long payload,
+            int length) throws NativeException {
+        while (!trySendTo(dstCid, op, srcPort, dstPort, flags, bufAlloc, fwdCnt, payload, length)) {
+            Thread.onSpinWait();
+        }
+    }
+
     /** {@link #send}, unless every tx buffer is still with the device: then false. */
     public boolean trySend(int op, int srcPort, int dstPort, int flags, int bufAlloc, int fwdCnt, long payload,
             int length) throws NativeException {
+        return trySendTo(VirtioVsock.HOST_CID, op, srcPort, dstPort, flags, bufAlloc, fwdCnt, payload, length);
+    }
+
+    private boolean trySendTo(long dstCid, int op, int srcPort, int dstPort, int flags, int bufAlloc, int fwdCnt,
+            long payload, int length) throws NativeException {
         if (length > MAX_TX_PAYLOAD) {
             throw new IllegalArgumentException("payload of " + length + " bytes");
         }
@@ -161,8 +174,7 @@ public final class VsockClient implements AutoCloseable {
         }
         int slot = freeTx[--freeTxCount];
         long hdr = ram.host(txGpa[slot]);
-        VirtioVsock.putHeader(hdr, guestCid, VirtioVsock.HOST_CID, srcPort, dstPort, length, op, flags, bufAlloc,
-                fwdCnt);
+        VirtioVsock.putHeader(hdr, guestCid, dstCid, srcPort, dstPort, length, op, flags, bufAlloc, fwdCnt);
         if (length > 0 && payload != 0) {
             Native.copy(payload, hdr + VirtioVsock.HDR_SIZE, length);
         }

@@ -74,6 +74,89 @@ class VsockMultiVmIT {
         assertFalse(Files.exists(dir.resolve("a.vsock")), "the hybrid sockets are removed at exit");
     }
 
+    /** A received packet, decoded. */
+    private record Packet(long srcCid, long dstCid, int srcPort, int dstPort, int op, byte[] payload) {
+    }
+
+    private static List<Packet> receive(VsockClient guest, int atLeast) throws Exception {
+        return receive(guest, atLeast, TIMEOUT);
+    }
+
+    private static List<Packet> receive(VsockClient guest, int atLeast, long timeoutNanos) throws Exception {
+        List<Packet> got = new ArrayList<>();
+        long deadline = System.nanoTime() + timeoutNanos;
+        while (got.size() < atLeast && System.nanoTime() < deadline) {
+            guest.pollRx((hdr, payload, len) -> {
+                byte[] bytes = new byte[len];
+                Native.copyToArray(payload, bytes, 0, len);
+                got.add(new Packet(Native.getLong(hdr + VirtioVsock.SRC_CID), Native.getLong(hdr + VirtioVsock.DST_CID),
+                        Native.getInt(hdr + VirtioVsock.SRC_PORT), Native.getInt(hdr + VirtioVsock.DST_PORT),
+                        Native.getShort(hdr + VirtioVsock.OP) & 0xffff, bytes));
+            });
+        }
+        return got;
+    }
+
+    @Test
+    void shouldCarrySiblingTrafficWithinAGroupOnly() throws Exception {
+        Path log = dir.resolve("groups.log");
+        Process p = start(log,
+                "--vm", "guest-cid=3,socket=" + dir.resolve("a.sock") + ",uds-path=" + dir.resolve("a.vsock") + ",groups=g1",
+                "--vm", "guest-cid=4,socket=" + dir.resolve("b.sock") + ",uds-path=" + dir.resolve("b.vsock") + ",groups=g1+g2",
+                "--vm", "guest-cid=5,socket=" + dir.resolve("c.sock") + ",uds-path=" + dir.resolve("c.vsock") + ",groups=g2");
+        try {
+            for (int i = 0; i < 400 && !Files.exists(dir.resolve("c.sock")); i++) {
+                Thread.sleep(50);
+            }
+            try (VsockClient a = VsockClient.connect(dir.resolve("a.sock"), 64, 4096);
+                    VsockClient b = VsockClient.connect(dir.resolve("b.sock"), 64, 4096);
+                    VsockClient c = VsockClient.connect(dir.resolve("c.sock"), 64, 4096)) {
+                // A (g1) connects to B (g1+g2) port 5000; B answers
+                a.sendTo(4, VirtioVsock.OP_REQUEST, 1000, 5000, 0, 65536, 0, 0, 0);
+                Packet req = receive(b, 1).get(0);
+                assertEquals(List.of(3L, 4L, 1000L, 5000L, (long) VirtioVsock.OP_REQUEST, 0L),
+                        List.of(req.srcCid(), req.dstCid(), (long) req.srcPort(), (long) req.dstPort(), (long) req.op(),
+                                (long) req.payload().length), "B sees A's REQUEST as A sent it");
+                b.sendTo(3, VirtioVsock.OP_RESPONSE, 5000, 1000, 0, 65536, 0, 0, 0);
+                Packet resp = receive(a, 1).get(0);
+                assertEquals(VirtioVsock.OP_RESPONSE, resp.op());
+                assertEquals(4, resp.srcCid(), "the RESPONSE comes from B's CID");
+                // 60 KiB from A to B arrive in B's 4 KiB buffers, in order
+                byte[] data = new byte[60 * 1024];
+                new java.util.Random(7).nextBytes(data);
+                long buf = Native.allocate(data.length);
+                Native.copyFromArray(data, 0, buf, data.length);
+                a.sendTo(4, VirtioVsock.OP_RW, 1000, 5000, 0, 65536, 0, buf, data.length);
+                Native.free(buf);
+                java.io.ByteArrayOutputStream all = new java.io.ByteArrayOutputStream();
+                long deadline = System.nanoTime() + TIMEOUT;
+                while (all.size() < data.length && System.nanoTime() < deadline) {
+                    for (Packet pk : receive(b, 1)) {
+                        assertEquals(VirtioVsock.OP_RW, pk.op());
+                        assertEquals(3, pk.srcCid());
+                        all.write(pk.payload());
+                    }
+                }
+                assertArrayEquals(data, all.toByteArray(), "the sibling's bytes, whole and in order");
+                // C shares no group with A: refused with an RST from the CID A addressed; so is a CID nobody has
+                a.sendTo(5, VirtioVsock.OP_REQUEST, 1001, 5000, 0, 65536, 0, 0, 0);
+                a.sendTo(9, VirtioVsock.OP_REQUEST, 1002, 5000, 0, 65536, 0, 0, 0);
+                List<Packet> rsts = receive(a, 2);
+                assertEquals(2, rsts.size(), Files.readString(log));
+                assertEquals(List.of(5L, 9L), rsts.stream().map(Packet::srcCid).toList());
+                assertTrue(rsts.stream().allMatch(r -> r.op() == VirtioVsock.OP_RST));
+                assertTrue(receive(c, 1, 500_000_000L).isEmpty(), "C heard nothing");
+                // B (g2 too) reaches C
+                b.sendTo(5, VirtioVsock.OP_REQUEST, 2000, 6000, 0, 65536, 0, 0, 0);
+                assertEquals(4, receive(c, 1).get(0).srcCid());
+            }
+        } finally {
+            p.destroy();
+            assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+        }
+        assertFalse(Files.readString(log).contains("Exception"), Files.readString(log));
+    }
+
     @Test
     void shouldRefuseARepeatedCid() throws Exception {
         Path log = dir.resolve("dup.log");

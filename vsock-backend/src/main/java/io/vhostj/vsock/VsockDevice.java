@@ -128,6 +128,7 @@ public final class VsockDevice implements VirtioDevice {
     private final class Rx extends Woken {
         Rx() {
             super(mux.rxWake());
+            mux.guestStarted();
         }
 
         @Override

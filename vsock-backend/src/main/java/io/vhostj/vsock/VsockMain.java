@@ -48,13 +48,19 @@ public final class VsockMain implements Callable<Integer> {
     int queueSize;
 
     @Option(names = "--vm", paramLabel = "SPEC",
-            description = {"guest-cid=N,socket=PATH,uds-path=PATH[,tx-buffer-size=BYTES][,queue-size=N]: one VM; "
-                    + "repeat it to serve several VMs in this process (instead of --guest-cid, --socket-path and "
-                    + "--uds-path). Each CID once; groups= (VM-to-VM) is not implemented yet."})
+            description = {"guest-cid=N,socket=PATH,uds-path=PATH[,tx-buffer-size=BYTES][,queue-size=N][,groups=A+B]: "
+                    + "one VM; repeat it to serve several VMs in this process (instead of --guest-cid, --socket-path and "
+                    + "--uds-path). Each CID once. VMs that share a group reach each other by CID (a guest connects "
+                    + "to the sibling's CID with VMADDR_FLAG_TO_HOST); every VM is in group 'default' unless groups= "
+                    + "says otherwise."})
     List<String> vms = new ArrayList<>();
 
+    @Option(names = "--groups", paramLabel = "A+B", defaultValue = "default",
+            description = "With one VM: the groups it is in (only matters with --vm). Default: ${DEFAULT-VALUE}.")
+    String groups;
+
     /** One VM this process serves. */
-    record Vm(long cid, Path socket, Path uds, int txBufferSize, int queueSize) {
+    record Vm(long cid, Path socket, Path uds, int txBufferSize, int queueSize, java.util.Set<String> groups) {
     }
 
     @Override
@@ -80,13 +86,15 @@ public final class VsockMain implements Callable<Integer> {
         }
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         List<VsockMux> muxes = new ArrayList<>();
+        VsockSiblings siblings = new VsockSiblings();
         try {
             List<VsockDevice> devices = new ArrayList<>();
             for (Vm vm : all) {
                 VsockMux mux;
                 try {
-                    mux = new VsockMux(vm.cid(), vm.uds(), vm.txBufferSize(), group);
+                    mux = new VsockMux(vm.cid(), vm.uds(), vm.txBufferSize(), group, vm.groups(), siblings);
                     muxes.add(mux);
+                    siblings.add(mux);
                     mux.listen();
                 } catch (NativeException | RuntimeException | InterruptedException e) {
                     System.err.println("vhostj vsock: cannot listen on " + vm.uds() + ": " + e.getMessage());
@@ -122,7 +130,8 @@ public final class VsockMain implements Callable<Integer> {
             if (udsPath == null) {
                 throw new IllegalArgumentException("--uds-path PATH is required");
             }
-            all.add(check(new Vm(guestCid, backend.socketPath, udsPath, txBufferSize, queueSize), "--"));
+            all.add(check(new Vm(guestCid, backend.socketPath, udsPath, txBufferSize, queueSize,
+                    groups(groups, "--groups")), "--"));
             return all;
         }
         if (guestCid != null || udsPath != null || backend.socketPath != null || backend.fd != null) {
@@ -143,10 +152,7 @@ public final class VsockMain implements Callable<Integer> {
                 kv.put(part.substring(0, eq), part.substring(eq + 1));
             }
             for (String key : kv.keySet()) {
-                if (key.equals("groups")) {
-                    throw new IllegalArgumentException("--vm " + spec + ": groups (VM-to-VM by CID) are not implemented yet");
-                }
-                if (!key.matches("guest-cid|socket|uds-path|tx-buffer-size|queue-size")) {
+                if (!key.matches("guest-cid|socket|uds-path|tx-buffer-size|queue-size|groups")) {
                     throw new IllegalArgumentException("--vm " + spec + ": unknown key '" + key + "'");
                 }
             }
@@ -159,7 +165,8 @@ public final class VsockMain implements Callable<Integer> {
             try {
                 vm = new Vm(Long.parseLong(kv.get("guest-cid")), Path.of(kv.get("socket")), Path.of(kv.get("uds-path")),
                         Integer.parseInt(kv.getOrDefault("tx-buffer-size", Integer.toString(txBufferSize))),
-                        Integer.parseInt(kv.getOrDefault("queue-size", Integer.toString(queueSize))));
+                        Integer.parseInt(kv.getOrDefault("queue-size", Integer.toString(queueSize))),
+                        groups(kv.getOrDefault("groups", groups), "--vm " + spec + ": groups"));
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException("--vm " + spec + ": not a number: " + e.getMessage());
             }
@@ -173,6 +180,18 @@ public final class VsockMain implements Callable<Integer> {
             all.add(vm);
         }
         return all;
+    }
+
+    /** {@code a+b+c}: group names, none empty. */
+    private static java.util.Set<String> groups(String text, String where) {
+        java.util.Set<String> out = new java.util.LinkedHashSet<>();
+        for (String g : text.split("\\+", -1)) {
+            if (!g.matches("[A-Za-z0-9_.-]+")) {
+                throw new IllegalArgumentException(where + ": '" + text + "' is not a list of group names joined by '+'");
+            }
+            out.add(g);
+        }
+        return out;
     }
 
     private static Vm check(Vm vm, String where) {

@@ -53,11 +53,43 @@ final class VsockMux implements AutoCloseable {
     /** Host bytes read ahead per connection beyond the guest's credit before reading pauses. */
     private static final int READ_AHEAD = 64 * 1024;
 
-    /** A packet that carries no payload, waiting for an rx buffer. */
-    private record Control(int localPort, int peerPort, int op, int flags, VsockConnection conn) {
+    /**
+     * Bytes a guest may have queued at its siblings' rx queues before its tx queue waits for
+     * them to drain: a sibling that reads slowly (or never) cannot make the backend buffer
+     * without bound. Guests' own credit keeps well-behaved streams far below this.
+     */
+    static final int MAX_SIBLING_BYTES = 4 << 20;
+
+    /** A packet that carries no payload, waiting for an rx buffer; {@code cid} is its source. */
+    private record Control(int localPort, int peerPort, int op, int flags, VsockConnection conn, long cid) {
+        Control(int localPort, int peerPort, int op, int flags, VsockConnection conn) {
+            this(localPort, peerPort, op, flags, conn, VirtioVsock.HOST_CID);
+        }
+    }
+
+    /** A sibling guest's packet, header as it sent it, payload copied out of its memory. */
+    private static final class SiblingPacket {
+        final VsockMux from;
+        final byte[] header;
+        final ByteBuf payload;
+        final int size;
+
+        SiblingPacket(VsockMux from, byte[] header, ByteBuf payload) {
+            this.from = from;
+            this.header = header;
+            this.payload = payload;
+            this.size = VirtioVsock.HDR_SIZE + payload.readableBytes();
+        }
     }
 
     private final long guestCid;
+    private final java.util.Set<String> groups;
+    private final VsockSiblings siblings;
+    private final ConcurrentLinkedQueue<SiblingPacket> fromSiblings = new ConcurrentLinkedQueue<>();
+    /** Bytes of this guest's packets waiting in siblings' queues. */
+    private final java.util.concurrent.atomic.AtomicLong atSiblings = new java.util.concurrent.atomic.AtomicLong();
+    /** Whether a driver runs the queues (siblings' packets are refused while not). */
+    private volatile boolean guestUp;
     private final Path udsPath;
     private final int bufAlloc;
     private final EventLoopGroup group;
@@ -75,7 +107,15 @@ final class VsockMux implements AutoCloseable {
     private long overruns; // tx worker only
 
     VsockMux(long guestCid, Path udsPath, int bufAlloc, EventLoopGroup group) throws NativeException {
+        this(guestCid, udsPath, bufAlloc, group, java.util.Set.of("default"), null);
+    }
+
+    /** A VM in {@code groups}, reachable by and reaching the others of {@code siblings} it shares one with. */
+    VsockMux(long guestCid, Path udsPath, int bufAlloc, EventLoopGroup group, java.util.Set<String> groups,
+            VsockSiblings siblings) throws NativeException {
         this.guestCid = guestCid;
+        this.groups = java.util.Set.copyOf(groups);
+        this.siblings = siblings;
         this.udsPath = udsPath;
         this.bufAlloc = bufAlloc;
         this.group = group;
@@ -91,6 +131,15 @@ final class VsockMux implements AutoCloseable {
         return guestCid;
     }
 
+    java.util.Set<String> groups() {
+        return groups;
+    }
+
+    /** A driver started the queues: siblings' packets are accepted from now on. */
+    void guestStarted() {
+        guestUp = true;
+    }
+
     Wake rxWake() {
         return rxWake;
     }
@@ -101,7 +150,7 @@ final class VsockMux implements AutoCloseable {
 
     /** Whether the tx queue may be served: not while too many replies wait for rx buffers. */
     boolean txMayGo() {
-        return controlQueued.get() < MAX_CONTROL;
+        return controlQueued.get() < MAX_CONTROL && atSiblings.get() < MAX_SIBLING_BYTES;
     }
 
     /** Listens for host clients on the hybrid vsock socket. */
@@ -137,7 +186,7 @@ final class VsockMux implements AutoCloseable {
     // ---- rx: packets to the guest ---------------------------------------------------------
 
     boolean hasRxWork() {
-        return !control.isEmpty() || !ready.isEmpty();
+        return !control.isEmpty() || !fromSiblings.isEmpty() || !ready.isEmpty();
     }
 
     /**
@@ -161,9 +210,27 @@ final class VsockMux implements AutoCloseable {
                     c.conn().reportedFwdCnt = fwd;
                 }
             }
-            header(hdr, c.localPort(), c.peerPort(), 0, c.op(), c.flags(), fwd);
+            VirtioVsock.putHeader(hdr, c.cid(), guestCid, c.localPort(), c.peerPort(), 0, c.op(), c.flags(), bufAlloc, fwd);
             chain.writeToChain(0, hdr, VirtioVsock.HDR_SIZE);
             return VirtioVsock.HDR_SIZE;
+        }
+        SiblingPacket p = fromSiblings.peek(); // this rx worker is the only consumer
+        if (p != null) {
+            // a payload longer than the buffer goes in pieces, each a whole RW packet of its own
+            int n = (int) Math.min(room - VirtioVsock.HDR_SIZE, p.payload.readableBytes());
+            Native.copyFromArray(p.header, 0, hdr, VirtioVsock.HDR_SIZE);
+            Native.putInt(hdr + VirtioVsock.LEN, n);
+            chain.writeToChain(0, hdr, VirtioVsock.HDR_SIZE);
+            if (n > 0) {
+                copyToChain(p.payload, n, chain, VirtioVsock.HDR_SIZE);
+                p.payload.skipBytes(n);
+            }
+            if (!p.payload.isReadable()) {
+                fromSiblings.poll();
+                p.payload.release();
+                p.from.deliveredAtSibling(p.size);
+            }
+            return VirtioVsock.HDR_SIZE + n;
         }
         VsockConnection conn;
         while ((conn = ready.poll()) != null) {
@@ -272,6 +339,11 @@ final class VsockMux implements AutoCloseable {
         send(new Control(localPort, peerPort, VirtioVsock.OP_RST, 0, null));
     }
 
+    /** An RST that seems to come from {@code cid}: the guest matches replies by the CID it addressed. */
+    private void rst(long cid, int localPort, int peerPort) {
+        send(new Control(localPort, peerPort, VirtioVsock.OP_RST, 0, null, cid));
+    }
+
     private void markReady(VsockConnection conn) {
         if (!conn.queued && conn.sendable()) {
             conn.queued = true;
@@ -304,8 +376,11 @@ final class VsockMux implements AutoCloseable {
             return;
         }
         if (dstCid != VirtioVsock.HOST_CID || type != VirtioVsock.TYPE_STREAM) {
-            if (op != VirtioVsock.OP_RST) {
-                rst(dstPort, srcPort); // no sibling VMs, no SEQPACKET yet: refused, not dropped
+            VsockMux to = siblings == null || type != VirtioVsock.TYPE_STREAM ? null : siblings.reachable(this, dstCid);
+            if (to != null && to.guestUp) {
+                toSibling(to, hdr, chain, (int) len);
+            } else if (op != VirtioVsock.OP_RST) {
+                rst(dstCid, dstPort, srcPort); // nobody there, or not ours to reach, or no SEQPACKET yet
             }
             return;
         }
@@ -338,6 +413,40 @@ final class VsockMux implements AutoCloseable {
                 markReady(conn);
                 resumeReading(conn);
             }
+        }
+    }
+
+    /**
+     * A packet for a sibling guest: copied out of this guest's memory as it is (the two guests
+     * keep their own credit accounting end to end) into the sibling's queue.
+     */
+    private void toSibling(VsockMux to, long hdr, DescriptorChain chain, int len) throws ChainException {
+        byte[] header = new byte[VirtioVsock.HDR_SIZE];
+        Native.copyToArray(hdr, header, 0, header.length);
+        ByteBuf payload = io.netty.buffer.PooledByteBufAllocator.DEFAULT.directBuffer(Math.max(len, 1));
+        try {
+            if (len > 0) {
+                if (!payload.hasMemoryAddress()) {
+                    throw new IllegalStateException("netty gave a direct buffer without an address");
+                }
+                chain.readFromChain(VirtioVsock.HDR_SIZE, payload.memoryAddress() + payload.writerIndex(), len);
+                payload.writerIndex(len);
+            }
+        } catch (ChainException | RuntimeException e) {
+            payload.release();
+            throw e;
+        }
+        SiblingPacket p = new SiblingPacket(this, header, payload);
+        atSiblings.addAndGet(p.size);
+        to.fromSiblings.add(p);
+        to.rxWake.signal();
+    }
+
+    /** A sibling's rx queue took one of this guest's packets. */
+    private void deliveredAtSibling(int size) {
+        long after = atSiblings.addAndGet(-size);
+        if (after < MAX_SIBLING_BYTES && after + size >= MAX_SIBLING_BYTES) {
+            txWake.signal();
         }
     }
 
@@ -631,6 +740,12 @@ final class VsockMux implements AutoCloseable {
 
     /** The guest went away (disconnect, reset): every host connection closes. */
     void reset() {
+        guestUp = false;
+        SiblingPacket p;
+        while ((p = fromSiblings.poll()) != null) {
+            p.payload.release();
+            p.from.deliveredAtSibling(p.size);
+        }
         int n = 0;
         for (VsockConnection conn : connections.values()) {
             synchronized (conn) {
