@@ -180,7 +180,9 @@ public class VsockPacketFuzzTest {
             if (written != VirtioVsock.HDR_SIZE + len || written > VirtioVsock.HDR_SIZE + 64) {
                 throw new AssertionError("rx packet of " + written + " bytes says len " + len);
             }
-            if (Native.getLong(hdr + VirtioVsock.SRC_CID) != VirtioVsock.HOST_CID
+            long src = Native.getLong(hdr + VirtioVsock.SRC_CID);
+            // from the host, or (an RST to a packet for another CID) from that CID, never the guest's own
+            if (src < VirtioVsock.HOST_CID || src > 0xffff_ffffL || src == GUEST_CID
                     || Native.getLong(hdr + VirtioVsock.DST_CID) != GUEST_CID
                     || Native.getShort(hdr + VirtioVsock.TYPE) != VirtioVsock.TYPE_STREAM) {
                 throw new AssertionError("rx packet with a wrong address or type");

@@ -324,6 +324,83 @@ class FsPassthroughFrontendTest {
         }
     }
 
+    /** SETXATTR {@code name}={@code value} on {@code node}: the reply's error (0 or a negated errno). */
+    private static int setXattr(FuseClient c, long node, String name, String value) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        byte[] nameAndValue = (name + "\0" + value).getBytes(StandardCharsets.UTF_8);
+        Native.zero(a, Fuse.SETXATTR_IN_COMPAT_SIZE);
+        Native.putInt(a + Fuse.SETXATTR_IN_SIZE_BYTES, value.length());
+        Native.copyFromArray(nameAndValue, 0, a + Fuse.SETXATTR_IN_COMPAT_SIZE, nameAndValue.length);
+        return c.request(Fuse.SETXATTR, node, Fuse.SETXATTR_IN_COMPAT_SIZE + nameAndValue.length, 16, TIMEOUT);
+    }
+
+    /** GETXATTR: the value, or null with the error in {@code err[0]}. */
+    private static String getXattr(FuseClient c, long node, String name, int[] err) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
+        Native.zero(a, Fuse.GETXATTR_IN_SIZE);
+        Native.putInt(a + Fuse.GETXATTR_SIZE_BYTES, 256);
+        Native.copyFromArray(n, 0, a + Fuse.GETXATTR_IN_SIZE, n.length);
+        err[0] = c.request(Fuse.GETXATTR, node, Fuse.GETXATTR_IN_SIZE + n.length, 16 + 256, TIMEOUT);
+        if (err[0] != 0) {
+            return null;
+        }
+        byte[] value = new byte[c.replyLength() - 16];
+        Native.copyToArray(c.out() + 16, value, 0, value.length);
+        return new String(value, StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void shouldKeepXattrsOnSymlinksAndFifosThemselves() throws Exception {
+        try (FuseClient c = start()) { // the export has "link" -> /etc/passwd
+            assertEquals(0, new ProcessBuilder("mkfifo", dir.resolve("shared").resolve("fifo").toString()).start().waitFor());
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long target = entryNode(c);
+            int[] err = {0};
+            for (String name : new String[] {"link", "fifo"}) {
+                assertEquals(0, lookup(c, Fuse.ROOT_ID, name));
+                long node = entryNode(c);
+                // trusted.*, as overlayfs and SELinux labels use: user.* is for files and directories only
+                int rc = setXattr(c, node, "trusted.vhostj", "on-" + name);
+                if (rc == -Errno.ENOTSUP && !io.vhostj.vhostuser.sys.FsIo.hasXattrAt()) {
+                    System.err.println("FsPassthroughFrontendTest: this kernel has no getxattrat (Linux < 6.13): "
+                            + "xattrs on " + name + " are ENOTSUP, as the C virtiofsd without /proc would answer");
+                    continue;
+                }
+                assertEquals(0, rc, name);
+                assertEquals("on-" + name, getXattr(c, node, "trusted.vhostj", err), name);
+                if (name.equals("link")) {
+                    // on the symlink itself, not on what it points at
+                    long attr = Native.allocate(32);
+                    byte[] an = "trusted.vhostj\0".getBytes(StandardCharsets.UTF_8);
+                    Native.copyFromArray(an, 0, attr, an.length);
+                    try (io.vhostj.vhostuser.sys.Fd passwd = io.vhostj.vhostuser.sys.FileIo.open(Path.of("/etc/passwd"),
+                            io.vhostj.vhostuser.sys.FileIo.O_RDONLY)) {
+                        io.vhostj.vhostuser.sys.NativeException e = assertThrows(io.vhostj.vhostuser.sys.NativeException.class,
+                                () -> io.vhostj.vhostuser.sys.FsIo.fgetxattr(passwd.fd(), attr, 0, 0));
+                        assertEquals(61 /* ENODATA */, e.errno(), "/etc/passwd got no xattr");
+                    } finally {
+                        Native.free(attr);
+                    }
+                }
+                long a = c.in() + Fuse.IN_HEADER_SIZE;
+                Native.zero(a, Fuse.GETXATTR_IN_SIZE);
+                Native.putInt(a + Fuse.GETXATTR_SIZE_BYTES, 256);
+                assertEquals(0, c.request(Fuse.LISTXATTR, node, Fuse.GETXATTR_IN_SIZE, 16 + 256, TIMEOUT));
+                byte[] list = new byte[c.replyLength() - 16];
+                Native.copyToArray(c.out() + 16, list, 0, list.length);
+                assertTrue(new String(list, StandardCharsets.UTF_8).contains("trusted.vhostj\0"), name);
+                assertNull(getXattr(c, target, "trusted.vhostj", err), "other inodes are untouched");
+                assertEquals(-61 /* ENODATA */, err[0]);
+                byte[] n = "trusted.vhostj\0".getBytes(StandardCharsets.UTF_8);
+                Native.copyFromArray(n, 0, a, n.length);
+                assertEquals(0, c.request(Fuse.REMOVEXATTR, node, n.length, 16, TIMEOUT), name);
+                assertNull(getXattr(c, node, "trusted.vhostj", err));
+                assertEquals(-61 /* ENODATA */, err[0], name);
+            }
+        }
+    }
+
     @Test
     void shouldAnswerEnosysToXattrsUnlessAskedForAsVirtiofsdDoes() throws Exception {
         try (FuseClient c = start(false, false)) {

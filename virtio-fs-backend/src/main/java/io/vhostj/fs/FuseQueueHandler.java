@@ -741,12 +741,21 @@ final class FuseQueueHandler implements QueueHandler {
                     return error(Errno.EINVAL);
                 }
                 request.chain().readFromChain(valueAt, dents, size);
+                int flags = request.argInt(Fuse.SETXATTR_IN_FLAGS);
+                if (xattrInPlace(inode)) {
+                    try {
+                        FsIo.setxattrAt(FsIo.procSelfFd(), procPath(fd(inode)), name, dents, size, flags);
+                    } catch (NativeException e) {
+                        return inPlaceFailed(e);
+                    }
+                    return ok(0);
+                }
                 int fd = xattrFd(inode);
                 if (fd < 0) {
                     return error(-fd);
                 }
                 try {
-                    FsIo.fsetxattr(fd, name, dents, size, request.argInt(Fuse.SETXATTR_IN_FLAGS));
+                    FsIo.fsetxattr(fd, name, dents, size, flags);
                 } finally {
                     Native.LIBC.close(fd);
                 }
@@ -756,6 +765,14 @@ final class FuseQueueHandler implements QueueHandler {
                 int len = readString(0, name, false);
                 if (len < 0) {
                     return error(-len);
+                }
+                if (xattrInPlace(inode)) {
+                    try {
+                        FsIo.removexattrAt(FsIo.procSelfFd(), procPath(fd(inode)), name);
+                    } catch (NativeException e) {
+                        return inPlaceFailed(e);
+                    }
+                    return ok(0);
                 }
                 int fd = xattrFd(inode);
                 if (fd < 0) {
@@ -847,12 +864,36 @@ final class FuseQueueHandler implements QueueHandler {
      * the fd or a negated errno; the caller closes it.
      */
     private int xattrFd(Passthrough.Inode inode) throws NativeException {
-        FsIo.fstatat(fd(inode), Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
-        int type = Native.getInt(stat + FsIo.ST_MODE) & 0xf000;
-        if (type != 0x8000 && type != 0x4000) {
-            return -Errno.ENOTSUP;
+        if (!isFileOrDirectory(inode)) {
+            return -Errno.ENOTSUP; // a symlink, device, FIFO or socket, on a kernel without getxattrat
         }
         return fs.reopen(fd(inode), 0 /* O_RDONLY */ | 0x800 /* O_NONBLOCK */, proc);
+    }
+
+    private boolean isFileOrDirectory(Passthrough.Inode inode) throws NativeException {
+        FsIo.fstatat(fd(inode), Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        int type = Native.getInt(stat + FsIo.ST_MODE) & 0xf000;
+        return type == 0x8000 || type == 0x4000;
+    }
+
+    /**
+     * An *xattrat call's failure as the guest should see it: a kernel without the calls is
+     * ENOTSUP for this inode (ENOSYS would make the guest give up xattrs on the whole mount).
+     */
+    private int inPlaceFailed(NativeException e) throws NativeException, ChainException {
+        if (e.errno() == Errno.ENOSYS) {
+            return error(Errno.ENOTSUP);
+        }
+        throw e;
+    }
+
+    /**
+     * Whether the xattr calls go to the inode through its O_PATH descriptor's /proc/self/fd link
+     * (getxattrat and friends, Linux 6.13+): for what must not be opened (symlinks, devices,
+     * FIFOs, sockets).
+     */
+    private boolean xattrInPlace(Passthrough.Inode inode) throws NativeException {
+        return FsIo.hasXattrAt() && !isFileOrDirectory(inode);
     }
 
     /** GETXATTR / LISTXATTR: size 0 asks for the length; otherwise the bytes, or ERANGE. */
@@ -868,18 +909,28 @@ final class FuseQueueHandler implements QueueHandler {
                 return error(-len);
             }
         }
-        int fd = xattrFd(inode);
-        if (fd < 0) {
-            return error(-fd);
-        }
         int room = (int) Math.min(Math.max(size, 0), Math.min(MAX_DIR_REPLY, request.chain().writableBytes() - Fuse.OUT_HEADER_SIZE));
+        long dst = size == 0 ? 0 : reply + Fuse.OUT_HEADER_SIZE;
+        int want = size == 0 ? 0 : room;
         int n;
-        try {
-            long dst = reply + Fuse.OUT_HEADER_SIZE;
-            n = opcode == Fuse.GETXATTR ? FsIo.fgetxattr(fd, name, size == 0 ? 0 : dst, size == 0 ? 0 : room)
-                    : FsIo.flistxattr(fd, size == 0 ? 0 : dst, size == 0 ? 0 : room);
-        } finally {
-            Native.LIBC.close(fd);
+        if (xattrInPlace(inode)) {
+            try {
+                long path = procPath(fd(inode));
+                n = opcode == Fuse.GETXATTR ? FsIo.getxattrAt(FsIo.procSelfFd(), path, name, dst, want)
+                        : FsIo.listxattrAt(FsIo.procSelfFd(), path, dst, want);
+            } catch (NativeException e) {
+                return inPlaceFailed(e);
+            }
+        } else {
+            int fd = xattrFd(inode);
+            if (fd < 0) {
+                return error(-fd);
+            }
+            try {
+                n = opcode == Fuse.GETXATTR ? FsIo.fgetxattr(fd, name, dst, want) : FsIo.flistxattr(fd, dst, want);
+            } finally {
+                Native.LIBC.close(fd);
+            }
         }
         if (size == 0) {
             long out = reply + Fuse.OUT_HEADER_SIZE;

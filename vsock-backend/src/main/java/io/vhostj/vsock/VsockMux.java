@@ -380,7 +380,10 @@ final class VsockMux implements AutoCloseable {
             if (to != null && to.guestUp) {
                 toSibling(to, hdr, chain, (int) len);
             } else if (op != VirtioVsock.OP_RST) {
-                rst(dstCid, dstPort, srcPort); // nobody there, or not ours to reach, or no SEQPACKET yet
+                // nobody there, or not ours to reach, or no SEQPACKET yet; from the CID addressed if
+                // that could be another VM's (the guest matches the reply by it), else from the host
+                boolean remote = dstCid > VirtioVsock.HOST_CID && dstCid != guestCid && dstCid <= 0xffff_ffffL;
+                rst(remote ? dstCid : VirtioVsock.HOST_CID, dstPort, srcPort);
             }
             return;
         }

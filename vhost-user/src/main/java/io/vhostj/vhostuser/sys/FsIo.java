@@ -258,6 +258,59 @@ public final class FsIo {
         Native.check("fremovexattr", Native.LIBC.fremovexattr(fd, name));
     }
 
+    // Linux 6.13's xattr calls on a path relative to a descriptor. Given the /proc/self/fd
+    // directory and an O_PATH descriptor's number, they reach that inode through the magic link
+    // (not followed further), so symlinks, devices, FIFOs and sockets get xattrs without being
+    // opened and without a chdir (AT_EMPTY_PATH would refuse an O_PATH descriptor).
+    private static final long SYS_SETXATTRAT = 463;
+    private static final long SYS_GETXATTRAT = 464;
+    private static final long SYS_LISTXATTRAT = 465;
+    private static final long SYS_REMOVEXATTRAT = 466;
+    /** struct xattr_args: u64 value, u32 size, u32 flags. */
+    private static final int XATTR_ARGS_SIZE = 16;
+    private static final ThreadLocal<Long> XATTR_ARGS = ThreadLocal.withInitial(() -> Native.allocate(XATTR_ARGS_SIZE));
+    private static volatile boolean xattrAtMissing;
+
+    /** Whether the kernel has getxattrat and friends (6.13 and later); false once one said ENOSYS. */
+    public static boolean hasXattrAt() {
+        return !xattrAtMissing;
+    }
+
+    private static long xattrAt(String call, long rc) throws NativeException {
+        if (rc < 0 && Native.errno() == Errno.ENOSYS) {
+            xattrAtMissing = true;
+        }
+        return Native.check(call, rc);
+    }
+
+    /** getxattrat(dirfd, path, 0): the value's length (0 {@code size}: the length it needs). */
+    public static int getxattrAt(int dirfd, long path, long name, long value, int size) throws NativeException {
+        long args = XATTR_ARGS.get();
+        Native.putLong(args, value);
+        Native.putInt(args + 8, size);
+        Native.putInt(args + 12, 0);
+        return (int) xattrAt("getxattrat", Native.LIBC.syscall(SYS_GETXATTRAT, dirfd, path, 0, name, args,
+                XATTR_ARGS_SIZE));
+    }
+
+    public static void setxattrAt(int dirfd, long path, long name, long value, int size, int flags)
+            throws NativeException {
+        long args = XATTR_ARGS.get();
+        Native.putLong(args, value);
+        Native.putInt(args + 8, size);
+        Native.putInt(args + 12, flags);
+        xattrAt("setxattrat", Native.LIBC.syscall(SYS_SETXATTRAT, dirfd, path, 0, name, args, XATTR_ARGS_SIZE));
+    }
+
+    /** listxattrat(dirfd, path, 0): the list's length (0 {@code size}: the length it needs). */
+    public static int listxattrAt(int dirfd, long path, long list, int size) throws NativeException {
+        return (int) xattrAt("listxattrat", Native.LIBC.syscall(SYS_LISTXATTRAT, dirfd, path, 0, list, size, 0));
+    }
+
+    public static void removexattrAt(int dirfd, long path, long name) throws NativeException {
+        xattrAt("removexattrat", Native.LIBC.syscall(SYS_REMOVEXATTRAT, dirfd, path, 0, name, 0, 0));
+    }
+
     public static void faccessat(int dirfd, long name, int mode, int flags) throws NativeException {
         Native.check("faccessat", Native.LIBC.faccessat(dirfd, name, mode, flags));
     }
