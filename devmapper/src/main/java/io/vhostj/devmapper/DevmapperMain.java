@@ -31,8 +31,25 @@ public final class DevmapperMain implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        spec.commandLine().usage(System.err);
+        spec.commandLine().usage(spec.commandLine().getErr());
         return 2;
+    }
+
+    /** A pool for one command: closed afterwards only if the command opened it. */
+    record PoolRef(ThinPool pool, boolean owned) implements AutoCloseable {
+        @Override
+        public void close() throws IOException {
+            if (owned) {
+                pool.close();
+            }
+        }
+    }
+
+    /** The pool is held by a process that takes commands on its control socket. */
+    static final class Served extends RuntimeException {
+        Served(String message) {
+            super(message, null, false, false);
+        }
     }
 
     /** What every subcommand shares: the pool's directory and --json. */
@@ -43,33 +60,82 @@ public final class DevmapperMain implements Callable<Integer> {
         @Option(names = "--json", description = "Print JSON for programs instead of text for people.")
         boolean json;
 
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
         @Override
         public final Integer call() {
             try {
                 return run();
+            } catch (Served e) {
+                // a 'vhostj blk' holds the pool: it runs the command for us
+                try {
+                    return PoolControl.forward(pool, forwardedArgs(spec.root().commandLine().getParseResult()
+                            .originalArgs()), out(), err());
+                } catch (IOException io) {
+                    err().println("vhostj devmapper: " + e.getMessage() + "; its control socket did not answer: "
+                            + io.getMessage());
+                    return 1;
+                }
             } catch (IllegalArgumentException e) {
-                System.err.println("vhostj devmapper: " + e.getMessage());
+                err().println("vhostj devmapper: " + e.getMessage());
                 return 2;
             } catch (PoolException e) {
-                System.err.println("vhostj devmapper: " + e.getMessage());
+                err().println("vhostj devmapper: " + e.getMessage());
                 return 1;
             } catch (IOException e) {
-                System.err.println("vhostj devmapper: I/O error on " + pool + ": " + e.getMessage());
+                err().println("vhostj devmapper: I/O error on " + pool + ": " + e.getMessage());
                 return 1;
+            } finally {
+                out().flush();
+                err().flush();
             }
         }
 
         abstract int run() throws PoolException, IOException;
 
-        ThinPool open() throws PoolException, IOException {
-            return ThinPool.open(pool);
+        /** The command line as the pool's holder must see it: paths made absolute (it has another cwd). */
+        java.util.List<String> forwardedArgs(java.util.List<String> args) {
+            return args.stream().map(a -> absolute(a, pool)).toList();
+        }
+
+        static String absolute(String arg, Path path) {
+            return arg.equals(path.toString()) ? path.toAbsolutePath().toString() : arg;
+        }
+
+        java.io.PrintWriter out() {
+            return spec.commandLine().getOut();
+        }
+
+        java.io.PrintWriter err() {
+            return spec.commandLine().getErr();
+        }
+
+        /**
+         * The pool: the one this process serves (a command that came through the control
+         * socket), else opened here. If another process holds it and listens on its control
+         * socket, {@link Served} sends the command there.
+         */
+        PoolRef open() throws PoolException, IOException {
+            ThinPool served = PoolControl.served(pool);
+            if (served != null) {
+                return new PoolRef(served, false);
+            }
+            try {
+                return new PoolRef(ThinPool.open(pool), true);
+            } catch (PoolException e) {
+                if (e.getMessage().contains(" is in use") && PoolControl.listening(pool)) {
+                    throw new Served(e.getMessage());
+                }
+                throw e;
+            }
         }
 
         void printDevice(String verb, ThinDevice d) {
             if (json) {
-                System.out.println(deviceJson(d));
+                out().println(deviceJson(d));
             } else {
-                System.out.printf(Locale.ROOT, "%s device %d: %s%s%n", verb, d.id(), human(d.size()),
+                out().printf(Locale.ROOT, "%s device %d: %s%s%n", verb, d.id(), human(d.size()),
                         d.origin() >= 0 ? ", snapshot of " + d.origin() : "");
             }
         }
@@ -103,9 +169,9 @@ public final class DevmapperMain implements Callable<Integer> {
             try (ThinPool p = ThinPool.create(pool, bytes, (int) bs, data)) {
                 PoolStatus st = p.status();
                 if (json) {
-                    System.out.println(statusJson(st));
+                    out().println(statusJson(st));
                 } else {
-                    System.out.printf(Locale.ROOT, "created pool %s: %d blocks of %s (%s)%n", pool, st.dataBlocks(),
+                    out().printf(Locale.ROOT, "created pool %s: %d blocks of %s (%s)%n", pool, st.dataBlocks(),
                             human(st.blockSize()), human(st.dataBlocks() * st.blockSize()));
                 }
             }
@@ -125,7 +191,8 @@ public final class DevmapperMain implements Callable<Integer> {
         @Override
         int run() throws PoolException, IOException {
             long bytes = ByteSize.parse(size, "SIZE");
-            try (ThinPool p = open()) {
+            try (PoolRef ref = open()) {
+                ThinPool p = ref.pool();
                 printDevice("created", p.createThin(id, bytes));
             }
             return 0;
@@ -144,7 +211,8 @@ public final class DevmapperMain implements Callable<Integer> {
 
         @Override
         int run() throws PoolException, IOException {
-            try (ThinPool p = open()) {
+            try (PoolRef ref = open()) {
+                ThinPool p = ref.pool();
                 printDevice("created", p.createSnap(id, origin));
             }
             return 0;
@@ -159,12 +227,13 @@ public final class DevmapperMain implements Callable<Integer> {
 
         @Override
         int run() throws PoolException, IOException {
-            try (ThinPool p = open()) {
+            try (PoolRef ref = open()) {
+                ThinPool p = ref.pool();
                 p.delete(id);
                 if (json) {
-                    System.out.println("{\"deleted\": " + id + "}");
+                    out().println("{\"deleted\": " + id + "}");
                 } else {
-                    System.out.println("deleted device " + id);
+                    out().println("deleted device " + id);
                 }
             }
             return 0;
@@ -183,7 +252,8 @@ public final class DevmapperMain implements Callable<Integer> {
         @Override
         int run() throws PoolException, IOException {
             long bytes = ByteSize.parse(size, "SIZE");
-            try (ThinPool p = open()) {
+            try (PoolRef ref = open()) {
+                ThinPool p = ref.pool();
                 p.resize(id, bytes);
                 for (ThinDevice d : p.list()) {
                     if (d.id() == id) {
@@ -206,11 +276,16 @@ public final class DevmapperMain implements Callable<Integer> {
         Path image;
 
         @Override
+        java.util.List<String> forwardedArgs(java.util.List<String> args) {
+            return super.forwardedArgs(args).stream().map(a -> absolute(a, image)).toList();
+        }
+
+        @Override
         int run() throws PoolException, IOException {
             if (!java.nio.file.Files.isReadable(image)) {
                 throw new IllegalArgumentException("cannot read the image " + image);
             }
-            try (ThinPool p = open(); ThinVolume v = p.volume(id, false);
+            try (PoolRef ref = open(); ThinVolume v = ref.pool().volume(id, false);
                  io.vhostj.vhostuser.sys.Fd in = io.vhostj.vhostuser.sys.FileIo.open(image,
                          io.vhostj.vhostuser.sys.FileIo.O_RDONLY)) {
                 long size = io.vhostj.vhostuser.sys.FileIo.size(in);
@@ -221,10 +296,10 @@ public final class DevmapperMain implements Callable<Integer> {
                 long copied = v.importFrom(in, size);
                 v.flush();
                 if (json) {
-                    System.out.printf(Locale.ROOT, "{\"device\": %d, \"bytes\": %d, \"written_bytes\": %d}%n", id, size,
+                    out().printf(Locale.ROOT, "{\"device\": %d, \"bytes\": %d, \"written_bytes\": %d}%n", id, size,
                             copied);
                 } else {
-                    System.out.printf(Locale.ROOT, "imported %s into device %d (%s written, the rest zeros left unmapped)%n",
+                    out().printf(Locale.ROOT, "imported %s into device %d (%s written, the rest zeros left unmapped)%n",
                             human(size), id, human(copied));
                 }
             }
@@ -236,18 +311,19 @@ public final class DevmapperMain implements Callable<Integer> {
     static final class ListDevices extends PoolCommand {
         @Override
         int run() throws PoolException, IOException {
-            try (ThinPool p = open()) {
+            try (PoolRef ref = open()) {
+                ThinPool p = ref.pool();
                 List<ThinDevice> all = p.list();
                 if (json) {
                     StringBuilder b = new StringBuilder("[");
                     for (int i = 0; i < all.size(); i++) {
                         b.append(i == 0 ? "" : ", ").append(deviceJson(all.get(i)));
                     }
-                    System.out.println(b.append(']'));
+                    out().println(b.append(']'));
                 } else {
-                    System.out.printf(Locale.ROOT, "%8s  %10s  %10s  %6s  %s%n", "ID", "SIZE", "MAPPED", "ORIGIN", "CREATED");
+                    out().printf(Locale.ROOT, "%8s  %10s  %10s  %6s  %s%n", "ID", "SIZE", "MAPPED", "ORIGIN", "CREATED");
                     for (ThinDevice d : all) {
-                        System.out.printf(Locale.ROOT, "%8d  %10s  %10s  %6s  %s%n", d.id(), human(d.size()),
+                        out().printf(Locale.ROOT, "%8d  %10s  %10s  %6s  %s%n", d.id(), human(d.size()),
                                 human(d.mappedBlocks() * p.blockSize()), d.origin() < 0 ? "-" : Integer.toString(d.origin()),
                                 Instant.ofEpochMilli(d.created()));
                     }
@@ -262,24 +338,25 @@ public final class DevmapperMain implements Callable<Integer> {
     static final class Status extends PoolCommand {
         @Override
         int run() throws PoolException, IOException {
-            try (ThinPool p = open()) {
+            try (PoolRef ref = open()) {
+                ThinPool p = ref.pool();
                 PoolStatus st = p.status();
                 if (json) {
-                    System.out.println(statusJson(st));
+                    out().println(statusJson(st));
                     return 0;
                 }
                 long bs = st.blockSize();
-                System.out.printf(Locale.ROOT, "pool %s: block size %s, %d blocks (%s)%n", pool, human(bs), st.dataBlocks(),
+                out().printf(Locale.ROOT, "pool %s: block size %s, %d blocks (%s)%n", pool, human(bs), st.dataBlocks(),
                         human(st.dataBlocks() * bs));
-                System.out.printf(Locale.ROOT, "  used   %10d blocks (%s, %.1f%%)%n", st.usedBlocks(),
+                out().printf(Locale.ROOT, "  used   %10d blocks (%s, %.1f%%)%n", st.usedBlocks(),
                         human(st.usedBlocks() * bs), 100.0 * st.usedBlocks() / st.dataBlocks());
-                System.out.printf(Locale.ROOT, "  free   %10d blocks (%s)%n", st.freeBlocks(), human(st.freeBlocks() * bs));
-                System.out.printf(Locale.ROOT, "  shared %10d blocks (mapped by more than one device)%n", st.sharedBlocks());
-                System.out.printf(Locale.ROOT, "  metadata %s%n", human(st.metadataBytes()));
-                System.out.printf(Locale.ROOT, "%8s  %10s  %10s  %10s  %10s  %6s%n", "ID", "SIZE", "MAPPED", "EXCLUSIVE",
+                out().printf(Locale.ROOT, "  free   %10d blocks (%s)%n", st.freeBlocks(), human(st.freeBlocks() * bs));
+                out().printf(Locale.ROOT, "  shared %10d blocks (mapped by more than one device)%n", st.sharedBlocks());
+                out().printf(Locale.ROOT, "  metadata %s%n", human(st.metadataBytes()));
+                out().printf(Locale.ROOT, "%8s  %10s  %10s  %10s  %10s  %6s%n", "ID", "SIZE", "MAPPED", "EXCLUSIVE",
                         "SHARED", "ORIGIN");
                 for (ThinDevice d : st.devices()) {
-                    System.out.printf(Locale.ROOT, "%8d  %10s  %10d  %10d  %10d  %6s%n", d.id(), human(d.size()),
+                    out().printf(Locale.ROOT, "%8d  %10s  %10d  %10d  %10d  %6s%n", d.id(), human(d.size()),
                             d.mappedBlocks(), d.exclusiveBlocks(), d.mappedBlocks() - d.exclusiveBlocks(),
                             d.origin() < 0 ? "-" : Integer.toString(d.origin()));
                 }
@@ -295,7 +372,8 @@ public final class DevmapperMain implements Callable<Integer> {
         @Override
         int run() throws PoolException, IOException {
             List<String> problems;
-            try (ThinPool p = open()) {
+            try (PoolRef ref = open()) {
+                ThinPool p = ref.pool();
                 problems = p.check();
             } catch (PoolException e) {
                 // opening verifies the image and the log; a pool that does not open is what check reports
@@ -306,12 +384,12 @@ public final class DevmapperMain implements Callable<Integer> {
                 for (int i = 0; i < problems.size(); i++) {
                     b.append(i == 0 ? "" : ", ").append(quote(problems.get(i)));
                 }
-                System.out.println(b.append("]}"));
+                out().println(b.append("]}"));
             } else if (problems.isEmpty()) {
-                System.out.println("pool " + pool + ": metadata consistent");
+                out().println("pool " + pool + ": metadata consistent");
             } else {
-                System.out.println("pool " + pool + ": " + problems.size() + " problem(s)");
-                problems.forEach(pr -> System.out.println("  " + pr));
+                out().println("pool " + pool + ": " + problems.size() + " problem(s)");
+                problems.forEach(pr -> out().println("  " + pr));
             }
             return problems.isEmpty() ? 0 : 1;
         }
@@ -366,12 +444,18 @@ public final class DevmapperMain implements Callable<Integer> {
         return u == 0 ? bytes + " B" : String.format(Locale.ROOT, v == Math.floor(v) ? "%.0f %s" : "%.1f %s", v, units[u]);
     }
 
-    public static void main(String[] args) {
+    /** The command line, ready to execute (also what the control socket runs commands with). */
+    static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new DevmapperMain());
         cl.setParameterExceptionHandler((e, a) -> {
-            System.err.println("vhostj devmapper: " + e.getMessage() + " (try --help)");
+            e.getCommandLine().getErr().println("vhostj devmapper: " + e.getMessage() + " (try --help)");
+            e.getCommandLine().getErr().flush();
             return 2;
         });
-        System.exit(cl.execute(args));
+        return cl;
+    }
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
     }
 }

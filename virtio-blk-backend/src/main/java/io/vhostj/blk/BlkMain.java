@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
+import io.vhostj.devmapper.PoolControl;
 import io.vhostj.devmapper.PoolException;
 import io.vhostj.devmapper.ThinVolume;
 import io.vhostj.vhostuser.backend.BackendLauncher;
@@ -29,7 +30,8 @@ public final class BlkMain implements Callable<Integer> {
 
     @Option(names = "--thin", paramLabel = "POOL_DIR:ID",
             description = "The disk: thin device ID of the userspace pool in POOL_DIR ('vhostj devmapper'). "
-                    + "The pool is held by this process while it serves.")
+                    + "The pool is held by this process while it serves; 'vhostj devmapper' commands for it are "
+                    + "sent here (POOL_DIR/control.sock) and run against the open pool.")
     String thin;
 
     @Option(names = "--read-only", description = "Export read-only (VIRTIO_BLK_F_RO); writes fail.")
@@ -134,8 +136,15 @@ public final class BlkMain implements Callable<Integer> {
         if (direct) {
             throw new PoolException("--direct does not apply to --thin (the pool's data goes through the page cache)");
         }
-        return new ThinBackingStore(ThinVolume.open(Path.of(thin.substring(0, colon)),
-                Integer.parseInt(thin.substring(colon + 1)), readOnly));
+        ThinVolume volume = ThinVolume.open(Path.of(thin.substring(0, colon)), Integer.parseInt(thin.substring(colon + 1)),
+                readOnly);
+        try {
+            // while this process holds the pool, 'vhostj devmapper' commands for it come here
+            return new ThinBackingStore(volume, PoolControl.serve(volume.pool()));
+        } catch (IOException | RuntimeException e) {
+            volume.close();
+            throw e;
+        }
     }
 
     public static void main(String[] args) {

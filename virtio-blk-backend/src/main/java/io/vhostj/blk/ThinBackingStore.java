@@ -2,6 +2,7 @@ package io.vhostj.blk;
 
 import java.io.IOException;
 
+import io.vhostj.devmapper.PoolControl;
 import io.vhostj.devmapper.ThinVolume;
 import io.vhostj.vhostuser.sys.Errno;
 import io.vhostj.vhostuser.sys.NativeException;
@@ -13,9 +14,16 @@ import io.vhostj.vhostuser.sys.NativeException;
  */
 public final class ThinBackingStore implements BackingStore {
     private final ThinVolume volume;
+    /** The pool's control socket while this process holds the pool, or null. */
+    private final PoolControl control;
 
     public ThinBackingStore(ThinVolume volume) {
+        this(volume, null);
+    }
+
+    public ThinBackingStore(ThinVolume volume, PoolControl control) {
         this.volume = volume;
+        this.control = control;
     }
 
     @Override
@@ -68,6 +76,9 @@ public final class ThinBackingStore implements BackingStore {
 
     @Override
     public void close() {
+        if (control != null) {
+            control.close();
+        }
         volume.close();
     }
 }

@@ -1,0 +1,65 @@
+package io.vhostj.tests;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code vhostj devmapper} while a {@code vhostj blk --thin} serves a device of the same pool:
+ * the commands go to the serving process through the pool's control socket, as containerd's
+ * snapshotter would issue them while a VM runs; what touches the served device is refused, and
+ * what was done is in the pool after the server stops.
+ */
+class DevmapperControlIT {
+    @TempDir
+    Path dir;
+
+    private record Ran(int rc, String out) {
+    }
+
+    private Ran vhostj(String... args) throws Exception {
+        Path log = Files.createTempFile(dir, "cli", ".log");
+        Process p = BackendProcess.launchVhostj(log, args);
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS));
+        return new Ran(p.exitValue(), Files.readString(log));
+    }
+
+    @Test
+    void shouldTakeCommandsForAPoolAnotherProcessServes() throws Exception {
+        String pool = dir.resolve("pool").toString();
+        assertEquals(0, vhostj("devmapper", "create-pool", pool, "--size", "256M").rc());
+        assertEquals(0, vhostj("devmapper", "create_thin", pool, "1", "64M").rc());
+        Path sock = dir.resolve("blk.sock");
+        try (BackendProcess blk = BackendProcess.start(sock, dir.resolve("blk.log"), "blk", "--socket-path",
+                sock.toString(), "--thin", pool + ":1")) {
+            Ran thin = vhostj("devmapper", "create_thin", pool, "7", "32M");
+            assertEquals(0, thin.rc(), thin.out());
+            assertTrue(thin.out().contains("created device 7"), thin.out());
+            Ran snap = vhostj("devmapper", "create_snap", pool, "8", "7");
+            assertEquals(0, snap.rc(), snap.out());
+            Ran busy = vhostj("devmapper", "create_snap", pool, "9", "1");
+            assertEquals(1, busy.rc(), busy.out());
+            assertEquals("vhostj devmapper: device 1 is open for I/O; snapshot it when it is not being written",
+                    busy.out().strip());
+            Ran status = vhostj("devmapper", "status", pool, "--json");
+            assertEquals(0, status.rc(), status.out());
+            assertTrue(status.out().contains("\"id\": 8, \"size\": 33554432, \"origin\": 7"), status.out());
+            assertTrue(blk.log().contains("'create_snap " + pool + " 8 7' from the control socket: exit 0"), blk.log());
+            assertEquals(0, blk.terminate(), blk.log());
+        }
+        assertFalse(Files.exists(dir.resolve("pool").resolve("control.sock")), "the control socket goes with the server");
+        Ran list = vhostj("devmapper", "list", pool, "--json");
+        assertEquals(0, list.rc(), list.out());
+        for (String id : List.of("\"id\": 1,", "\"id\": 7,", "\"id\": 8,")) {
+            assertTrue(list.out().contains(id), list.out());
+        }
+        assertFalse(list.out().contains("\"id\": 9,"), list.out());
+        assertEquals(0, vhostj("devmapper", "check", pool).rc());
+    }
+}
