@@ -62,4 +62,39 @@ class DevmapperControlIT {
         assertFalse(list.out().contains("\"id\": 9,"), list.out());
         assertEquals(0, vhostj("devmapper", "check", pool).rc());
     }
+
+    @Test
+    void shouldServeTwoThinDevicesOfOnePoolFromOneProcess() throws Exception {
+        String pool = dir.resolve("pool").toString();
+        assertEquals(0, vhostj("devmapper", "create-pool", pool, "--size", "256M").rc());
+        assertEquals(0, vhostj("devmapper", "create_thin", pool, "1", "64M").rc());
+        assertEquals(0, vhostj("devmapper", "create_snap", pool, "2", "1").rc());
+        Path a = dir.resolve("a.sock");
+        Path b = dir.resolve("b.sock");
+        try (BackendProcess blk = BackendProcess.start(b, dir.resolve("blk.log"), "blk",
+                "--export", "socket=" + a + ",thin=" + pool + ":1",
+                "--export", "socket=" + b + ",thin=" + pool + ":2,serial=vm-b")) {
+            for (int i = 0; i < 100 && !Files.exists(a); i++) {
+                Thread.sleep(50);
+            }
+            long timeout = 5_000_000_000L;
+            try (io.vhostj.bench.BlkClient one = io.vhostj.bench.BlkClient.connect(a, 64, 1, 65536);
+                    io.vhostj.bench.BlkClient two = io.vhostj.bench.BlkClient.connect(b, 64, 1, 65536)) {
+                io.vhostj.vhostuser.sys.Native.putLong(one.data(0), 0x1111_1111_1111_1111L);
+                assertEquals(io.vhostj.blk.VirtioBlk.S_OK, one.syncRequest(io.vhostj.blk.VirtioBlk.T_OUT, 0, 4096, timeout));
+                io.vhostj.vhostuser.sys.Native.putLong(two.data(0), 0x2222_2222_2222_2222L);
+                assertEquals(io.vhostj.blk.VirtioBlk.S_OK, two.syncRequest(io.vhostj.blk.VirtioBlk.T_OUT, 0, 4096, timeout));
+                assertEquals(io.vhostj.blk.VirtioBlk.S_OK, one.syncRequest(io.vhostj.blk.VirtioBlk.T_IN, 0, 4096, timeout));
+                assertEquals(0x1111_1111_1111_1111L, io.vhostj.vhostuser.sys.Native.getLong(one.data(0)),
+                        "each VM its own device");
+                assertEquals(io.vhostj.blk.VirtioBlk.S_OK, two.syncRequest(io.vhostj.blk.VirtioBlk.T_FLUSH, 0, 0, timeout));
+                assertEquals(io.vhostj.blk.VirtioBlk.S_OK, one.syncRequest(io.vhostj.blk.VirtioBlk.T_FLUSH, 0, 0, timeout));
+            }
+            Ran status = vhostj("devmapper", "status", pool, "--json");
+            assertEquals(0, status.rc(), status.out());
+            assertTrue(status.out().contains("\"used_blocks\": 2,"), "one block each: " + status.out());
+            assertEquals(0, blk.terminate(), blk.log());
+        }
+        assertEquals(0, vhostj("devmapper", "check", pool).rc());
+    }
 }

@@ -3,10 +3,13 @@ package io.vhostj.blk;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 import io.vhostj.devmapper.PoolControl;
 import io.vhostj.devmapper.PoolException;
+import io.vhostj.devmapper.ThinPool;
 import io.vhostj.devmapper.ThinVolume;
 import io.vhostj.vhostuser.backend.BackendLauncher;
 import io.vhostj.vhostuser.backend.BackendOptions;
@@ -33,6 +36,20 @@ public final class BlkMain implements Callable<Integer> {
                     + "The pool is held by this process while it serves; 'vhostj devmapper' commands for it are "
                     + "sent here (POOL_DIR/control.sock) and run against the open pool.")
     String thin;
+
+    @Option(names = "--export", paramLabel = "SPEC",
+            description = {"socket=PATH,path=FILE|thin=POOL_DIR:ID[,read-only][,serial=TEXT]: one disk on its own "
+                    + "vhost-user socket; repeat it to serve several VMs from this process (instead of --socket-path, "
+                    + "--path and --thin). Thin devices of one pool share it (a pool is held by one process), and "
+                    + "'vhostj devmapper' commands for the pool come here. The other options apply to every export."})
+    List<String> exports = new ArrayList<>();
+
+    /** One disk this process serves, from --export. */
+    record Export(Path socket, Path path, Path pool, int thinId, boolean readOnly, String serial) {
+        String what() {
+            return pool != null ? "thin device " + pool + ":" + thinId : path.toString();
+        }
+    }
 
     @Option(names = "--read-only", description = "Export read-only (VIRTIO_BLK_F_RO); writes fail.")
     boolean readOnly;
@@ -77,8 +94,14 @@ public final class BlkMain implements Callable<Integer> {
             return 0;
         }
         Aio engine;
+        List<Export> all;
         try {
             backend.applyLogLevel();
+            all = exports();
+            if (!all.isEmpty()) {
+                checkShared();
+                return serveExports(all, Aio.parse(aio));
+            }
             backend.validate();
             if ((path == null) == (thin == null)) {
                 throw new IllegalArgumentException("give the disk as one of --path FILE (or --blk-file) or --thin POOL_DIR:ID");
@@ -128,6 +151,132 @@ public final class BlkMain implements Callable<Integer> {
                     what, store.size(), readOnly ? ", read-only" : "", direct ? ", O_DIRECT" : "", numQueues, queueSize,
                     engine);
             return BackendLauncher.run(backend, device);
+        }
+    }
+
+    /** The disks of --export, checked; empty without it. */
+    private List<Export> exports() {
+        List<Export> all = new ArrayList<>();
+        if (exports.isEmpty()) {
+            return all;
+        }
+        if (backend.socketPath != null || backend.fd != null || path != null || thin != null) {
+            throw new IllegalArgumentException("--export replaces --socket-path, --fd, --path and --thin");
+        }
+        if (backend.pollMicros < 0) {
+            throw new IllegalArgumentException("--poll-us must be 0 or more");
+        }
+        java.util.Set<Path> sockets = new java.util.HashSet<>();
+        java.util.Set<String> disks = new java.util.HashSet<>();
+        for (String spec : exports) {
+            java.util.Map<String, String> kv = new java.util.LinkedHashMap<>();
+            for (String part : spec.split(",")) {
+                int eq = part.indexOf('=');
+                if (part.equals("read-only")) {
+                    kv.put("read-only", "");
+                } else if (eq <= 0) {
+                    throw new IllegalArgumentException("--export " + spec + ": '" + part + "' is not key=value");
+                } else if (!part.substring(0, eq).matches("socket|path|thin|serial")) {
+                    throw new IllegalArgumentException("--export " + spec + ": unknown key '" + part.substring(0, eq) + "'");
+                } else {
+                    kv.put(part.substring(0, eq), part.substring(eq + 1));
+                }
+            }
+            if (!kv.containsKey("socket") || kv.containsKey("path") == kv.containsKey("thin")) {
+                throw new IllegalArgumentException("--export " + spec + ": needs socket= and one of path= or thin=");
+            }
+            Path poolDir = null;
+            int id = -1;
+            Path file = null;
+            if (kv.containsKey("thin")) {
+                String t = kv.get("thin");
+                int colon = t.lastIndexOf(':');
+                if (colon <= 0 || !t.substring(colon + 1).matches("[0-9]{1,8}")) {
+                    throw new IllegalArgumentException("--export " + spec + ": thin= takes POOL_DIR:ID");
+                }
+                poolDir = Path.of(t.substring(0, colon)).toAbsolutePath().normalize();
+                id = Integer.parseInt(t.substring(colon + 1));
+            } else {
+                file = Path.of(kv.get("path"));
+                if (!Files.exists(file)) {
+                    throw new IllegalArgumentException("--export " + spec + ": no such file: " + file);
+                }
+            }
+            Export e = new Export(Path.of(kv.get("socket")), file, poolDir, id, readOnly || kv.containsKey("read-only"),
+                    kv.getOrDefault("serial", serial));
+            if (!sockets.add(e.socket().toAbsolutePath().normalize())) {
+                throw new IllegalArgumentException("--export: socket " + e.socket() + " is given twice");
+            }
+            if (!disks.add(e.what())) {
+                throw new IllegalArgumentException("--export: " + e.what() + " is given twice");
+            }
+            all.add(e);
+        }
+        return all;
+    }
+
+    /** Checks the options every disk shares (as the single-disk path does). */
+    private void checkShared() {
+        if (numQueues < 1 || numQueues > 256) {
+            throw new IllegalArgumentException("--num-queues must be 1..256");
+        }
+        if (queueSize < 2 || queueSize > 32768 || Integer.bitCount(queueSize) != 1) {
+            throw new IllegalArgumentException("--queue-size must be a power of two, 2..32768");
+        }
+        if (blockSize != 512 && blockSize != 4096) {
+            throw new IllegalArgumentException("--block-size must be 512 or 4096");
+        }
+    }
+
+    /** Opens every export's disk (each pool once), serves them all, closes everything at the end. */
+    private int serveExports(List<Export> all, Aio engine) {
+        java.util.Map<Path, ThinPool> pools = new java.util.LinkedHashMap<>();
+        List<BackingStore> stores = new ArrayList<>();
+        List<PoolControl> controls = new ArrayList<>();
+        try {
+            List<BlkDevice> devices = new ArrayList<>();
+            for (Export e : all) {
+                BackingStore store;
+                try {
+                    if (e.pool() != null) {
+                        ThinPool pool = pools.get(e.pool());
+                        if (pool == null) {
+                            pool = ThinPool.open(e.pool());
+                            pools.put(e.pool(), pool);
+                        }
+                        store = new ThinBackingStore(pool.volume(e.thinId(), e.readOnly()));
+                    } else {
+                        store = FileBackingStore.open(e.path(), e.readOnly(), direct);
+                    }
+                } catch (IOException | PoolException ex) {
+                    System.err.println("vhostj blk: cannot open " + e.what() + ": " + ex.getMessage());
+                    return 1;
+                }
+                stores.add(store);
+                devices.add(new BlkDevice(store, numQueues, queueSize, blockSize, e.serial(), volatileCache, engine));
+                org.slf4j.LoggerFactory.getLogger(BlkMain.class).info("blk: {} ({} bytes{}) on {}", e.what(), store.size(),
+                        e.readOnly() ? ", read-only" : "", e.socket());
+            }
+            for (ThinPool pool : pools.values()) {
+                controls.add(PoolControl.serve(pool));
+            }
+            return BackendLauncher.runAll(backend, all.stream().map(Export::socket).toList(), devices);
+        } catch (IllegalArgumentException e) {
+            System.err.println("vhostj blk: " + e.getMessage());
+            return 2;
+        } catch (IOException e) {
+            System.err.println("vhostj blk: " + e.getMessage());
+            return 1;
+        } finally {
+            controls.forEach(PoolControl::close);
+            stores.forEach(BackingStore::close);
+            for (ThinPool pool : pools.values()) {
+                try {
+                    pool.close();
+                } catch (IOException e) {
+                    System.err.println("vhostj blk: closing the pool " + pool.directory() + ": " + e.getMessage());
+                }
+            }
         }
     }
 
