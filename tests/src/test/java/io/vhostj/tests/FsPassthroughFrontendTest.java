@@ -485,6 +485,51 @@ class FsPassthroughFrontendTest {
     }
 
     @Test
+    void shouldTranslateIdsAsTranslateUidAndGidSay() throws Exception {
+        if (!isRoot()) {
+            System.err.println("\n!! SKIPPED: creating as a translated uid needs root\n");
+            org.junit.jupiter.api.Assumptions.abort("not root");
+        }
+        io.vhostj.fs.IdMap uids = io.vhostj.fs.IdMap.parse(List.of("map:1000:5000:10", "forbid-guest:2000:5"),
+                "--translate-uid");
+        io.vhostj.fs.IdMap gids = io.vhostj.fs.IdMap.parse(List.of("squash-guest:0:7000:100000"), "--translate-gid");
+        try (FuseClient c = start(baseOptions().withIdMaps(uids, gids))) {
+            Path shared = dir.resolve("shared");
+            Files.setPosixFilePermissions(shared, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+            long a = c.in() + Fuse.IN_HEADER_SIZE;
+            byte[] n = "mapped\0".getBytes(StandardCharsets.UTF_8);
+            c.caller(1003, 42);
+            Native.zero(a, Fuse.MKDIR_IN_SIZE);
+            Native.putInt(a + Fuse.MKDIR_IN_MODE, 0755);
+            Native.copyFromArray(n, 0, a + Fuse.MKDIR_IN_SIZE, n.length);
+            assertEquals(0, c.request(Fuse.MKDIR, Fuse.ROOT_ID, Fuse.MKDIR_IN_SIZE + n.length, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));
+            assertEquals(5003, Files.getAttribute(shared.resolve("mapped"), "unix:uid"), "guest 1003 is host 5003");
+            assertEquals(7000, Files.getAttribute(shared.resolve("mapped"), "unix:gid"), "every guest gid is host 7000");
+            assertEquals(1003, Native.getInt(c.out() + 16 + Fuse.ENTRY_ATTR + Fuse.ATTR_UID), "and back to 1003 for the guest");
+            assertEquals(7000, Native.getInt(c.out() + 16 + Fuse.ENTRY_ATTR + Fuse.ATTR_GID), "host 7000 has no way back");
+            long node = Native.getLong(c.out() + 16 + Fuse.ENTRY_NODEID);
+
+            c.caller(2003, 42); // forbidden: may own nothing
+            byte[] f = "forbidden\0".getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(f, 0, a + Fuse.MKDIR_IN_SIZE, f.length);
+            assertEquals(-Errno.EPERM, c.request(Fuse.MKDIR, Fuse.ROOT_ID, Fuse.MKDIR_IN_SIZE + f.length,
+                    16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));
+            assertFalse(Files.exists(shared.resolve("forbidden")));
+
+            c.caller(0, 0);
+            Native.zero(a, Fuse.SETATTR_IN_SIZE);
+            Native.putInt(a + Fuse.SETATTR_IN_VALID, 2); // FATTR_UID
+            Native.putInt(a + Fuse.SETATTR_IN_UID, 1009);
+            assertEquals(0, c.request(Fuse.SETATTR, node, Fuse.SETATTR_IN_SIZE, 16 + Fuse.ATTR_OUT_SIZE, TIMEOUT));
+            assertEquals(5009, Files.getAttribute(shared.resolve("mapped"), "unix:uid"), "chown 1009 is host 5009");
+            assertEquals(1009, Native.getInt(c.out() + 16 + Fuse.ATTR_OUT_ATTR + Fuse.ATTR_UID));
+            Native.putInt(a + Fuse.SETATTR_IN_UID, 2001);
+            assertEquals(-Errno.EPERM, c.request(Fuse.SETATTR, node, Fuse.SETATTR_IN_SIZE, 16 + Fuse.ATTR_OUT_SIZE, TIMEOUT),
+                    "chown to a forbidden guest uid");
+        }
+    }
+
+    @Test
     void shouldKeepTwoMountsOfOneFileSystemApart() throws Exception {
         if (!isRoot()) {
             System.err.println("\n!! SKIPPED: bind mounts need root\n");

@@ -61,6 +61,15 @@ public final class FsMain implements Callable<Integer> {
                     + "still resolved one component at a time, never following symlinks out).")
     String sandbox;
 
+    @Option(names = "--translate-uid", paramLabel = "SPEC",
+            description = "UID translation, repeatable: map|guest|host|squash-guest|squash-host:FROM:TO:COUNT or "
+                    + "forbid-guest:FROM:COUNT (as virtiofsd). Guest to host for the owners of new files and chown, "
+                    + "host to guest for the attributes the guest sees; a forbidden guest id cannot create or chown.")
+    java.util.List<String> translateUid = new java.util.ArrayList<>();
+
+    @Option(names = "--translate-gid", paramLabel = "SPEC", description = "GID translation, as --translate-uid.")
+    java.util.List<String> translateGid = new java.util.ArrayList<>();
+
     @Option(names = "--xattr", description = "Serve extended attributes (off by default, as in virtiofsd: ENOSYS).")
     boolean xattr;
 
@@ -175,7 +184,8 @@ public final class FsMain implements Callable<Integer> {
         try {
             device = new FsDevice(shared,
                     new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr,
-                            fileHandles, allowDirectIo, announceSubmounts && !noAnnounceSubmounts), tag,
+                            fileHandles, allowDirectIo, announceSubmounts && !noAnnounceSubmounts,
+                            IdMap.parse(translateUid, "--translate-uid"), IdMap.parse(translateGid, "--translate-gid")), tag,
                     requestQueues, queueSize);
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());

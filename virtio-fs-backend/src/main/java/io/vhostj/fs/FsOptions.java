@@ -14,9 +14,11 @@ package io.vhostj.fs;
  *                      serves the guest's direct I/O
  * @param announceSubmounts a directory on another mount than its parent is announced to the
  *                      guest as a submount ({@code --announce-submounts})
+ * @param uidMap        UID translation ({@code --translate-uid})
+ * @param gidMap        GID translation ({@code --translate-gid})
  */
 public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus, boolean xattr,
-        FileHandles fileHandles, boolean allowDirectIo, boolean announceSubmounts) {
+        FileHandles fileHandles, boolean allowDirectIo, boolean announceSubmounts, IdMap uidMap, IdMap gidMap) {
     /** {@code --inode-file-handles}. */
     public enum FileHandles {
         /** An O_PATH descriptor per inode. */
@@ -39,26 +41,31 @@ public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus
 
     /** virtiofsd's defaults: writable, cache=auto, READDIRPLUS, no xattrs, descriptors, O_DIRECT dropped. */
     public static FsOptions defaults() {
-        return new FsOptions(false, CachePolicy.AUTO, true, false, FileHandles.NEVER, false, false);
+        return new FsOptions(false, CachePolicy.AUTO, true, false, FileHandles.NEVER, false, false, IdMap.identity(),
+                IdMap.identity());
     }
 
     public FsOptions withReadOnly(boolean value) {
-        return new FsOptions(value, cache, readdirplus, xattr, fileHandles, allowDirectIo, announceSubmounts);
+        return new FsOptions(value, cache, readdirplus, xattr, fileHandles, allowDirectIo, announceSubmounts, uidMap, gidMap);
     }
 
     public FsOptions withXattr(boolean value) {
-        return new FsOptions(readOnly, cache, readdirplus, value, fileHandles, allowDirectIo, announceSubmounts);
+        return new FsOptions(readOnly, cache, readdirplus, value, fileHandles, allowDirectIo, announceSubmounts, uidMap, gidMap);
     }
 
     public FsOptions withFileHandles(FileHandles value) {
-        return new FsOptions(readOnly, cache, readdirplus, xattr, value, allowDirectIo, announceSubmounts);
+        return new FsOptions(readOnly, cache, readdirplus, xattr, value, allowDirectIo, announceSubmounts, uidMap, gidMap);
     }
 
     public FsOptions withAllowDirectIo(boolean value) {
-        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, value, announceSubmounts);
+        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, value, announceSubmounts, uidMap, gidMap);
+    }
+
+    public FsOptions withIdMaps(IdMap uids, IdMap gids) {
+        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, allowDirectIo, announceSubmounts, uids, gids);
     }
 
     public FsOptions withAnnounceSubmounts(boolean value) {
-        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, allowDirectIo, value);
+        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, allowDirectIo, value, uidMap, gidMap);
     }
 }

@@ -610,7 +610,15 @@ final class FuseQueueHandler implements QueueHandler {
             fd(parent); // opening by file handle needs CAP_DAC_READ_SEARCH, which the guest's ids do not have
         }
         long group = request.suppGroup();
-        FsIo.switchFsIds(request.uid(), request.gid());
+        long uid = fs.uidMap().toHost(request.uid());
+        long gid = fs.gidMap().toHost(request.gid());
+        if (group >= 0) {
+            group = fs.gidMap().toHost((int) group);
+        }
+        if (uid == IdMap.FORBIDDEN || gid == IdMap.FORBIDDEN) {
+            return error(Errno.EPERM); // --translate-uid/gid forbid-guest: this guest id may own nothing
+        }
+        FsIo.switchFsIds((int) uid, (int) gid);
         if (group >= 0) {
             FsIo.setThreadGroups((int) group, proc); // the parent's group the caller is in (FUSE_CREATE_SUPP_GROUP)
         }
@@ -998,9 +1006,12 @@ final class FuseQueueHandler implements QueueHandler {
             FsIo.fchmodat(FsIo.procSelfFd(), procPath(fd(inode)), request.argInt(Fuse.SETATTR_IN_MODE), 0);
         }
         if ((valid & (FATTR_UID | FATTR_GID)) != 0) {
-            FsIo.fchownat(fd(inode), Passthrough.emptyName(),
-                    (valid & FATTR_UID) != 0 ? request.argInt(Fuse.SETATTR_IN_UID) : -1,
-                    (valid & FATTR_GID) != 0 ? request.argInt(Fuse.SETATTR_IN_GID) : -1,
+            long uid = (valid & FATTR_UID) != 0 ? fs.uidMap().toHost(request.argInt(Fuse.SETATTR_IN_UID)) : 0xffff_ffffL;
+            long gid = (valid & FATTR_GID) != 0 ? fs.gidMap().toHost(request.argInt(Fuse.SETATTR_IN_GID)) : 0xffff_ffffL;
+            if (uid == IdMap.FORBIDDEN || gid == IdMap.FORBIDDEN) {
+                return error(Errno.EPERM);
+            }
+            FsIo.fchownat(fd(inode), Passthrough.emptyName(), (int) uid, (int) gid,
                     FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
         }
         if ((valid & FATTR_SIZE) != 0) {
@@ -1070,7 +1081,7 @@ final class FuseQueueHandler implements QueueHandler {
         return ok(Fuse.WRITE_OUT_SIZE);
     }
 
-    private static void fillAttr(long attr, long st) {
+    private void fillAttr(long attr, long st) {
         Native.putLong(attr + Fuse.ATTR_INO, Native.getLong(st + FsIo.ST_INO));
         Native.putLong(attr + Fuse.ATTR_SIZE_BYTES, Native.getLong(st + FsIo.ST_SIZE));
         Native.putLong(attr + Fuse.ATTR_BLOCKS, Native.getLong(st + FsIo.ST_BLOCKS));
@@ -1082,8 +1093,8 @@ final class FuseQueueHandler implements QueueHandler {
         Native.putInt(attr + Fuse.ATTR_CTIMENSEC, (int) Native.getLong(st + FsIo.ST_CTIME_NSEC));
         Native.putInt(attr + Fuse.ATTR_MODE, Native.getInt(st + FsIo.ST_MODE));
         Native.putInt(attr + Fuse.ATTR_NLINK, (int) Native.getLong(st + FsIo.ST_NLINK));
-        Native.putInt(attr + Fuse.ATTR_UID, Native.getInt(st + FsIo.ST_UID));
-        Native.putInt(attr + Fuse.ATTR_GID, Native.getInt(st + FsIo.ST_GID));
+        Native.putInt(attr + Fuse.ATTR_UID, fs.uidMap().toGuest(Native.getInt(st + FsIo.ST_UID)));
+        Native.putInt(attr + Fuse.ATTR_GID, fs.gidMap().toGuest(Native.getInt(st + FsIo.ST_GID)));
         Native.putInt(attr + Fuse.ATTR_RDEV, (int) Native.getLong(st + FsIo.ST_RDEV));
         Native.putInt(attr + Fuse.ATTR_BLKSIZE, (int) Native.getLong(st + FsIo.ST_BLKSIZE));
     }

@@ -99,6 +99,14 @@ final class Passthrough implements AutoCloseable {
         return options.cache();
     }
 
+    IdMap uidMap() {
+        return options.uidMap();
+    }
+
+    IdMap gidMap() {
+        return options.gidMap();
+    }
+
     boolean xattr() {
         return options.xattr();
     }
