@@ -100,7 +100,11 @@ public final class DevmapperMain implements Callable<Integer> {
         }
 
         static String absolute(String arg, Path path) {
-            return arg.equals(path.toString()) ? path.toAbsolutePath().toString() : arg;
+            try {
+                return Path.of(arg).normalize().equals(path.normalize()) ? path.toAbsolutePath().normalize().toString() : arg;
+            } catch (java.nio.file.InvalidPathException e) {
+                return arg;
+            }
         }
 
         java.io.PrintWriter out() {
@@ -120,6 +124,9 @@ public final class DevmapperMain implements Callable<Integer> {
             ThinPool served = PoolControl.served(pool);
             if (served != null) {
                 return new PoolRef(served, false);
+            }
+            if (PoolControl.inControlThread()) {
+                throw new PoolException("this control socket serves only its own pool, not " + pool);
             }
             try {
                 return new PoolRef(ThinPool.open(pool), true);
@@ -447,6 +454,7 @@ public final class DevmapperMain implements Callable<Integer> {
     /** The command line, ready to execute (also what the control socket runs commands with). */
     static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new DevmapperMain());
+        cl.setExpandAtFiles(false); // '@file' is a file of arguments to picocli; here it is a name
         cl.setParameterExceptionHandler((e, a) -> {
             e.getCommandLine().getErr().println("vhostj devmapper: " + e.getMessage() + " (try --help)");
             e.getCommandLine().getErr().flush();

@@ -38,6 +38,13 @@ public final class PoolControl implements AutoCloseable {
     private final Path socket;
     private final ServerSocketChannel server;
     private final Thread thread;
+    /** Connections being answered: closed (if still reading) and waited for by {@link #close}. */
+    private final Map<SocketChannel, Thread> active = new ConcurrentHashMap<>();
+    /** Set on a thread answering a control request: its commands may touch only the served pool. */
+    private static final ThreadLocal<Boolean> IN_CONTROL = ThreadLocal.withInitial(() -> false);
+    private static final String OWN_USER = System.getProperty("user.name");
+    /** Connections whose request was read and whose command runs: {@link #close} waits for them. */
+    private final java.util.Set<SocketChannel> running = ConcurrentHashMap.newKeySet();
 
     private PoolControl(ThinPool pool, Path socket, ServerSocketChannel server) {
         this.pool = pool;
@@ -71,6 +78,11 @@ public final class PoolControl implements AutoCloseable {
         return SERVED.isEmpty() ? null : SERVED.get(key(dir));
     }
 
+    /** Whether this thread answers a control request. */
+    static boolean inControlThread() {
+        return IN_CONTROL.get();
+    }
+
     /** Whether a holder of the pool in {@code dir} listens for commands. */
     static boolean listening(Path dir) {
         return Files.exists(dir.resolve(SOCKET));
@@ -86,36 +98,77 @@ public final class PoolControl implements AutoCloseable {
 
     private void serve() {
         while (server.isOpen()) {
-            try (SocketChannel ch = server.accept()) {
-                answer(ch);
+            SocketChannel ch;
+            try {
+                ch = server.accept();
             } catch (IOException e) {
                 if (server.isOpen()) {
                     LOG.warn("pool {}: control socket: {}", pool.directory(), e.getMessage());
                 }
+                continue;
             }
+            // a thread per request: a client that never finishes its request holds up no other
+            Thread t = new Thread(() -> {
+                try (ch) {
+                    answer(ch);
+                } catch (IOException e) {
+                    LOG.debug("pool {}: control request: {}", pool.directory(), e.getMessage());
+                } finally {
+                    active.remove(ch);
+                    running.remove(ch);
+                }
+            }, "vhostj-pool-control-request");
+            t.setDaemon(true);
+            active.put(ch, t);
+            t.start();
         }
     }
 
     private void answer(SocketChannel ch) throws IOException {
-        ByteBuffer in = ByteBuffer.allocate(MAX_REQUEST);
-        while (in.hasRemaining() && ch.read(in) >= 0) {
-            // until the client's EOF
+        String peer = ch.getOption(jdk.net.ExtendedSocketOptions.SO_PEERCRED).user().getName();
+        if (!peer.equals("root") && !peer.equals(OWN_USER)) {
+            reply(ch, 1, "", "vhostj devmapper: the pool's control socket takes commands from its owner or root only\n");
+            return;
         }
+        ByteBuffer in = ByteBuffer.allocate(MAX_REQUEST);
+        boolean eof = false;
+        while (in.hasRemaining()) {
+            if (ch.read(in) < 0) {
+                eof = true;
+                break;
+            }
+        }
+        if (!eof && ch.read(ByteBuffer.allocate(1)) >= 0) {
+            reply(ch, 2, "", "vhostj devmapper: a control request longer than " + MAX_REQUEST + " bytes\n");
+            return;
+        }
+        running.add(ch);
         String request = new String(in.array(), 0, in.position(), StandardCharsets.UTF_8);
         List<String> args = request.isEmpty() ? List.of() : List.of(request.split("\0", -1));
-        StringWriter text = new StringWriter();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
         int rc;
-        try (PrintWriter w = new PrintWriter(text)) {
+        IN_CONTROL.set(true);
+        try (PrintWriter o = new PrintWriter(out); PrintWriter e = new PrintWriter(err)) {
             var cl = DevmapperMain.commandLine();
-            cl.setOut(w);
-            cl.setErr(w);
+            cl.setOut(o);
+            cl.setErr(e);
             rc = cl.execute(args.toArray(String[]::new));
-            w.flush();
+            o.flush();
+            e.flush();
+        } finally {
+            IN_CONTROL.set(false);
         }
         LOG.info("pool {}: '{}' from the control socket: exit {}", pool.directory(), String.join(" ", args), rc);
-        ByteBuffer out = StandardCharsets.UTF_8.encode(rc + "\n" + text);
-        while (out.hasRemaining()) {
-            ch.write(out);
+        reply(ch, rc, out.toString(), err.toString());
+    }
+
+    /** The exit code, the length of what goes to stdout, then stdout, then stderr. */
+    private static void reply(SocketChannel ch, int rc, String out, String err) throws IOException {
+        byte[] o = out.getBytes(StandardCharsets.UTF_8);
+        ByteBuffer b = StandardCharsets.UTF_8.encode(rc + "\n" + o.length + "\n" + out + err);
+        while (b.hasRemaining()) {
+            ch.write(b);
         }
     }
 
@@ -124,39 +177,67 @@ public final class PoolControl implements AutoCloseable {
         try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(dir.resolve(SOCKET)))) {
             ch.write(StandardCharsets.UTF_8.encode(String.join("\0", args)));
             ch.shutdownOutput();
+            java.io.ByteArrayOutputStream all = new java.io.ByteArrayOutputStream();
             ByteBuffer buf = ByteBuffer.allocate(1 << 16);
-            List<byte[]> parts = new ArrayList<>();
-            int total = 0;
             while (ch.read(buf) >= 0) {
-                if (!buf.hasRemaining()) {
-                    parts.add(java.util.Arrays.copyOf(buf.array(), buf.position()));
-                    total += buf.position();
-                    buf.clear();
-                }
+                all.write(buf.array(), 0, buf.position());
+                buf.clear();
             }
-            parts.add(java.util.Arrays.copyOf(buf.array(), buf.position()));
-            total += buf.position();
-            ByteBuffer all = ByteBuffer.allocate(total);
-            parts.forEach(all::put);
-            String reply = new String(all.array(), StandardCharsets.UTF_8);
-            int nl = reply.indexOf('\n');
-            if (nl < 0) {
+            byte[] bytes = all.toByteArray();
+            int nl1 = indexOf(bytes, 0);
+            int nl2 = nl1 < 0 ? -1 : indexOf(bytes, nl1 + 1);
+            if (nl2 < 0) {
                 throw new IOException("no answer");
             }
-            int rc = Integer.parseInt(reply.substring(0, nl).strip());
-            (rc == 0 ? out : err).print(reply.substring(nl + 1));
+            int rc = Integer.parseInt(new String(bytes, 0, nl1, StandardCharsets.US_ASCII).strip());
+            int outLen = Integer.parseInt(new String(bytes, nl1 + 1, nl2 - nl1 - 1, StandardCharsets.US_ASCII).strip());
+            if (outLen < 0 || nl2 + 1 + outLen > bytes.length) {
+                throw new IOException("a garbled answer");
+            }
+            out.print(new String(bytes, nl2 + 1, outLen, StandardCharsets.UTF_8));
+            err.print(new String(bytes, nl2 + 1 + outLen, bytes.length - nl2 - 1 - outLen, StandardCharsets.UTF_8));
             return rc;
+        } catch (NumberFormatException e) {
+            throw new IOException("a garbled answer");
         }
     }
 
+    private static int indexOf(byte[] b, int from) {
+        for (int i = from; i < b.length; i++) {
+            if (b[i] == '\n') {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * Stops taking commands: no new connection, a client still sending its request is cut off,
+     * and a command already running finishes (the pool is closed after this returns).
+     */
     @Override
     public void close() {
-        SERVED.remove(key(pool.directory()));
         try {
             server.close();
             Files.deleteIfExists(socket);
         } catch (IOException e) {
             LOG.debug("pool {}: closing the control socket: {}", pool.directory(), e.getMessage());
         }
+        try {
+            thread.join(5000);
+            for (Map.Entry<SocketChannel, Thread> e : active.entrySet()) {
+                if (!running.contains(e.getKey())) {
+                    try {
+                        e.getKey().close(); // still sending its request: cut off
+                    } catch (IOException x) {
+                        LOG.debug("pool {}: {}", pool.directory(), x.getMessage());
+                    }
+                }
+                e.getValue().join(60_000);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        SERVED.remove(key(pool.directory()));
     }
 }

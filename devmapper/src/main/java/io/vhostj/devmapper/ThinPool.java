@@ -381,6 +381,7 @@ public final class ThinPool implements AutoCloseable {
     }
 
     synchronized ThinVolume volume(int id, boolean readOnly, boolean ownsPool) throws PoolException {
+        checkUsable();
         Device d = device(id);
         if (d.open) {
             throw new PoolException("device " + id + " is already open");
@@ -469,12 +470,12 @@ public final class ThinPool implements AutoCloseable {
         if (closed) {
             return;
         }
-        try {
-            for (Device d : devices.values()) {
-                if (d.open) {
-                    throw new IOException("device " + d.id + " is still open");
-                }
+        for (Device d : devices.values()) {
+            if (d.open) {
+                throw new IOException("device " + d.id + " is still open"); // nothing closed: I/O may be running
             }
+        }
+        try {
             commit();
             // no volume is open, so no I/O is in flight: every freed block can go back now
             for (BitSet freed : new BitSet[] {grace, freedPrev, freedNow}) {
@@ -910,6 +911,9 @@ public final class ThinPool implements AutoCloseable {
     }
 
     private void checkUsable() throws PoolException {
+        if (closed) {
+            throw new PoolException("the pool in " + dir + " is closed");
+        }
         if (failed != null) {
             throw new PoolException(failed);
         }

@@ -326,4 +326,29 @@ class ThinPoolModelTest {
             Native.free(iov);
         }
     }
+
+    @Test
+    void shouldRefuseToCloseUnderAnOpenVolumeAndStayUsable(@TempDir Path d) throws Exception {
+        long buf = Native.allocate(BS);
+        long iov = Native.allocate(FileIo.IOVEC_SIZE);
+        FileIo.putIovec(iov, 0, buf, BS);
+        try (ThinPool pool = ThinPool.create(d, 16L * BS, BS, null)) {
+            pool.createThin(1, 4L * BS);
+            try (ThinVolume v = pool.volume(1, false)) {
+                org.junit.jupiter.api.Assertions.assertThrows(IOException.class, pool::close);
+                assertTrue(v.write(iov, 1, 0, BS), "the volume still works: nothing was freed");
+                v.flush();
+            }
+        } finally {
+            Native.free(buf);
+            Native.free(iov);
+        }
+        try (ThinPool pool = ThinPool.open(d)) {
+            assertEquals(1, pool.list().get(0).mappedBlocks());
+            pool.close();
+            PoolException e = org.junit.jupiter.api.Assertions.assertThrows(PoolException.class,
+                    () -> pool.createThin(2, BS));
+            assertTrue(e.getMessage().contains("closed"), e.getMessage());
+        }
+    }
 }

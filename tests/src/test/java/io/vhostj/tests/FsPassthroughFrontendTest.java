@@ -515,6 +515,10 @@ class FsPassthroughFrontendTest {
             assertEquals(-Errno.EPERM, c.request(Fuse.MKDIR, Fuse.ROOT_ID, Fuse.MKDIR_IN_SIZE + f.length,
                     16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));
             assertFalse(Files.exists(shared.resolve("forbidden")));
+            c.caller(-1, 42); // 4294967295: setfsuid(-1) changes nothing, so it would create as root
+            assertEquals(-Errno.EPERM, c.request(Fuse.MKDIR, Fuse.ROOT_ID, Fuse.MKDIR_IN_SIZE + f.length,
+                    16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT));
+            assertFalse(Files.exists(shared.resolve("forbidden")));
 
             c.caller(0, 0);
             Native.zero(a, Fuse.SETATTR_IN_SIZE);

@@ -149,6 +149,24 @@ class VsockMultiVmIT {
                 // B (g2 too) reaches C
                 b.sendTo(5, VirtioVsock.OP_REQUEST, 2000, 6000, 0, 65536, 0, 0, 0);
                 assertEquals(4, receive(c, 1).get(0).srcCid());
+
+                // C never reads: past its share (4 MiB waiting) B's packets to it are refused with
+                // RSTs, and B's traffic to others goes on
+                long big = Native.allocate(60 * 1024);
+                int refused = 0;
+                for (int i = 0; i < 120; i++) {
+                    b.sendTo(5, VirtioVsock.OP_RW, 2000, 6000, 0, 65536, 0, big, 60 * 1024);
+                    for (Packet pk : receive(b, Integer.MAX_VALUE, 1_000_000L)) {
+                        refused += pk.op() == VirtioVsock.OP_RST && pk.srcCid() == 5 ? 1 : 0;
+                    }
+                }
+                Native.free(big);
+                for (Packet pk : receive(b, 1, 2_000_000_000L)) {
+                    refused += pk.op() == VirtioVsock.OP_RST && pk.srcCid() == 5 ? 1 : 0;
+                }
+                assertTrue(refused > 0, "B heard RSTs for what C's queue could not take\n" + Files.readString(log));
+                b.sendTo(3, VirtioVsock.OP_REQUEST, 2001, 5001, 0, 65536, 0, 0, 0);
+                assertEquals(4, receive(a, 1).get(0).srcCid(), "B still reaches A");
             }
         } finally {
             p.destroy();

@@ -207,8 +207,19 @@ public final class BlkMain implements Callable<Integer> {
             if (!sockets.add(e.socket().toAbsolutePath().normalize())) {
                 throw new IllegalArgumentException("--export: socket " + e.socket() + " is given twice");
             }
-            if (!disks.add(e.what())) {
+            String disk;
+            try {
+                // one disk under two names would be two writers who do not know of each other
+                disk = e.pool() != null ? e.pool().toRealPath() + ":" + e.thinId() : e.path().toRealPath().toString();
+            } catch (IOException x) {
+                throw new IllegalArgumentException("--export " + spec + ": " + x.getMessage());
+            }
+            if (!disks.add(disk)) {
                 throw new IllegalArgumentException("--export: " + e.what() + " is given twice");
+            }
+            if (e.pool() != null && direct) {
+                throw new IllegalArgumentException("--direct does not apply to thin= exports (the pool's data goes "
+                        + "through the page cache)");
             }
             all.add(e);
         }

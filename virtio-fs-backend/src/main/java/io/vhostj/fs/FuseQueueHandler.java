@@ -615,8 +615,9 @@ final class FuseQueueHandler implements QueueHandler {
         if (group >= 0) {
             group = fs.gidMap().toHost((int) group);
         }
-        if (uid == IdMap.FORBIDDEN || gid == IdMap.FORBIDDEN) {
-            return error(Errno.EPERM); // --translate-uid/gid forbid-guest: this guest id may own nothing
+        if (uid == IdMap.FORBIDDEN || gid == IdMap.FORBIDDEN || uid == 0xffff_ffffL || gid == 0xffff_ffffL) {
+            // forbid-guest ids may own nothing; and setfsuid(-1) would leave this thread root
+            return error(Errno.EPERM);
         }
         FsIo.switchFsIds((int) uid, (int) gid);
         if (group >= 0) {
@@ -1002,15 +1003,16 @@ final class FuseQueueHandler implements QueueHandler {
 
     private int setattr(Passthrough.Inode inode) throws ChainException, NativeException {
         int valid = request.argInt(Fuse.SETATTR_IN_VALID);
+        // the owner first: a forbidden id refuses the whole request before anything changed
+        long uid = (valid & FATTR_UID) != 0 ? fs.uidMap().toHost(request.argInt(Fuse.SETATTR_IN_UID)) : 0xffff_ffffL;
+        long gid = (valid & FATTR_GID) != 0 ? fs.gidMap().toHost(request.argInt(Fuse.SETATTR_IN_GID)) : 0xffff_ffffL;
+        if (uid == IdMap.FORBIDDEN || gid == IdMap.FORBIDDEN) {
+            return error(Errno.EPERM);
+        }
         if ((valid & FATTR_MODE) != 0) {
             FsIo.fchmodat(FsIo.procSelfFd(), procPath(fd(inode)), request.argInt(Fuse.SETATTR_IN_MODE), 0);
         }
         if ((valid & (FATTR_UID | FATTR_GID)) != 0) {
-            long uid = (valid & FATTR_UID) != 0 ? fs.uidMap().toHost(request.argInt(Fuse.SETATTR_IN_UID)) : 0xffff_ffffL;
-            long gid = (valid & FATTR_GID) != 0 ? fs.gidMap().toHost(request.argInt(Fuse.SETATTR_IN_GID)) : 0xffff_ffffL;
-            if (uid == IdMap.FORBIDDEN || gid == IdMap.FORBIDDEN) {
-                return error(Errno.EPERM);
-            }
             FsIo.fchownat(fd(inode), Passthrough.emptyName(), (int) uid, (int) gid,
                     FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
         }

@@ -54,11 +54,16 @@ final class VsockMux implements AutoCloseable {
     private static final int READ_AHEAD = 64 * 1024;
 
     /**
-     * Bytes a guest may have queued at its siblings' rx queues before its tx queue waits for
-     * them to drain: a sibling that reads slowly (or never) cannot make the backend buffer
-     * without bound. Guests' own credit keeps well-behaved streams far below this.
+     * What may wait in one guest's queue of sibling packets (each counted with
+     * {@link #SIBLING_OVERHEAD}): past it, a sibling's packet to this guest is refused with an
+     * RST. A guest that reads slowly or never costs its own connections, not the senders' other
+     * traffic; credit keeps well-behaved streams far below it.
      */
     static final int MAX_SIBLING_BYTES = 4 << 20;
+    /** Bookkeeping a queued sibling packet costs beyond its header and payload. */
+    private static final int SIBLING_OVERHEAD = 256;
+    /** The largest payload a guest may put in one packet (Linux's VIRTIO_VSOCK_MAX_PKT_BUF_SIZE). */
+    static final int MAX_PACKET_PAYLOAD = 64 << 10;
 
     /** A packet that carries no payload, waiting for an rx buffer; {@code cid} is its source. */
     private record Control(int localPort, int peerPort, int op, int flags, VsockConnection conn, long cid) {
@@ -80,14 +85,18 @@ final class VsockMux implements AutoCloseable {
             this.payload = payload;
             this.size = VirtioVsock.HDR_SIZE + payload.readableBytes();
         }
+
+        long cost() {
+            return size + SIBLING_OVERHEAD;
+        }
     }
 
     private final long guestCid;
     private final java.util.Set<String> groups;
     private final VsockSiblings siblings;
     private final ConcurrentLinkedQueue<SiblingPacket> fromSiblings = new ConcurrentLinkedQueue<>();
-    /** Bytes of this guest's packets waiting in siblings' queues. */
-    private final java.util.concurrent.atomic.AtomicLong atSiblings = new java.util.concurrent.atomic.AtomicLong();
+    /** Cost of the sibling packets waiting in this guest's queue. */
+    private final java.util.concurrent.atomic.AtomicLong siblingQueued = new java.util.concurrent.atomic.AtomicLong();
     /** Whether a driver runs the queues (siblings' packets are refused while not). */
     private volatile boolean guestUp;
     private final Path udsPath;
@@ -150,7 +159,7 @@ final class VsockMux implements AutoCloseable {
 
     /** Whether the tx queue may be served: not while too many replies wait for rx buffers. */
     boolean txMayGo() {
-        return controlQueued.get() < MAX_CONTROL && atSiblings.get() < MAX_SIBLING_BYTES;
+        return controlQueued.get() < MAX_CONTROL;
     }
 
     /** Listens for host clients on the hybrid vsock socket. */
@@ -228,7 +237,7 @@ final class VsockMux implements AutoCloseable {
             if (!p.payload.isReadable()) {
                 fromSiblings.poll();
                 p.payload.release();
-                p.from.deliveredAtSibling(p.size);
+                siblingQueued.addAndGet(-p.cost());
             }
             return VirtioVsock.HDR_SIZE + n;
         }
@@ -378,7 +387,7 @@ final class VsockMux implements AutoCloseable {
         if (dstCid != VirtioVsock.HOST_CID || type != VirtioVsock.TYPE_STREAM) {
             VsockMux to = siblings == null || type != VirtioVsock.TYPE_STREAM ? null : siblings.reachable(this, dstCid);
             if (to != null && to.guestUp) {
-                toSibling(to, hdr, chain, (int) len);
+                toSibling(to, hdr, chain, op, dstCid, srcPort, dstPort, len);
             } else if (op != VirtioVsock.OP_RST) {
                 // nobody there, or not ours to reach, or no SEQPACKET yet; from the CID addressed if
                 // that could be another VM's (the guest matches the reply by it), else from the host
@@ -421,36 +430,40 @@ final class VsockMux implements AutoCloseable {
 
     /**
      * A packet for a sibling guest: copied out of this guest's memory as it is (the two guests
-     * keep their own credit accounting end to end) into the sibling's queue.
+     * keep their own credit accounting end to end) into the sibling's queue, unless that queue
+     * is full or the packet is not one a guest sends: then the sender hears an RST.
      */
-    private void toSibling(VsockMux to, long hdr, DescriptorChain chain, int len) throws ChainException {
+    private void toSibling(VsockMux to, long hdr, DescriptorChain chain, int op, long dstCid, int srcPort, int dstPort,
+            long len) throws ChainException {
+        // only RW carries payload; anything longer than a guest may send is refused, not buffered
+        int payloadLen = op == VirtioVsock.OP_RW ? (int) Math.min(len, Integer.MAX_VALUE) : 0;
+        long cost = VirtioVsock.HDR_SIZE + payloadLen + SIBLING_OVERHEAD;
+        if (payloadLen > MAX_PACKET_PAYLOAD || to.siblingQueued.get() + cost > MAX_SIBLING_BYTES) {
+            if (op != VirtioVsock.OP_RST) {
+                rst(dstCid, dstPort, srcPort);
+            }
+            return;
+        }
         byte[] header = new byte[VirtioVsock.HDR_SIZE];
         Native.copyToArray(hdr, header, 0, header.length);
-        ByteBuf payload = io.netty.buffer.PooledByteBufAllocator.DEFAULT.directBuffer(Math.max(len, 1));
+        java.nio.ByteBuffer.wrap(header).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(VirtioVsock.LEN, payloadLen);
+        ByteBuf payload = io.netty.buffer.PooledByteBufAllocator.DEFAULT.directBuffer(Math.max(payloadLen, 1));
         try {
-            if (len > 0) {
+            if (payloadLen > 0) {
                 if (!payload.hasMemoryAddress()) {
                     throw new IllegalStateException("netty gave a direct buffer without an address");
                 }
-                chain.readFromChain(VirtioVsock.HDR_SIZE, payload.memoryAddress() + payload.writerIndex(), len);
-                payload.writerIndex(len);
+                chain.readFromChain(VirtioVsock.HDR_SIZE, payload.memoryAddress() + payload.writerIndex(), payloadLen);
+                payload.writerIndex(payloadLen);
             }
         } catch (ChainException | RuntimeException e) {
             payload.release();
             throw e;
         }
         SiblingPacket p = new SiblingPacket(this, header, payload);
-        atSiblings.addAndGet(p.size);
+        to.siblingQueued.addAndGet(p.cost());
         to.fromSiblings.add(p);
         to.rxWake.signal();
-    }
-
-    /** A sibling's rx queue took one of this guest's packets. */
-    private void deliveredAtSibling(int size) {
-        long after = atSiblings.addAndGet(-size);
-        if (after < MAX_SIBLING_BYTES && after + size >= MAX_SIBLING_BYTES) {
-            txWake.signal();
-        }
     }
 
     /** The guest's REQUEST to host port {@code localPort}: connect {@code udsPath_localPort}. */
@@ -747,7 +760,7 @@ final class VsockMux implements AutoCloseable {
         SiblingPacket p;
         while ((p = fromSiblings.poll()) != null) {
             p.payload.release();
-            p.from.deliveredAtSibling(p.size);
+            siblingQueued.addAndGet(-p.cost());
         }
         int n = 0;
         for (VsockConnection conn : connections.values()) {
