@@ -21,11 +21,16 @@ class LauncherIT {
     }
 
     private static Result run(String... args) throws Exception {
+        return run(java.util.Map.of(), args);
+    }
+
+    private static Result run(java.util.Map<String, String> env, String... args) throws Exception {
         List<String> cmd = new java.util.ArrayList<>();
         cmd.add(HostTools.ROOT.resolve("bin/vhostj").toString());
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().put("VHOSTJ_NO_BUILD", "1");
+        pb.environment().putAll(env);
         Process p = pb.start();
         var out = p.getInputStream();
         var err = p.getErrorStream();
@@ -40,6 +45,14 @@ class LauncherIT {
         for (String sub : new String[] {"demo", "bench", "blk", "fs", "vsock", "devmapper", "sandbox"}) {
             assertTrue(r.stdout().contains("  " + sub), "help lists " + sub + ":\n" + r.stdout());
         }
+    }
+
+    @Test
+    void shouldIgnoreAPrefixVariableFromTheEnvironment() throws Exception {
+        // conda, Termux and build tools export PREFIX; the launcher once ran it as a command
+        Result r = run(java.util.Map.of("PREFIX", "/usr"), "devmapper", "--help");
+        assertEquals(0, r.exit(), r.stderr());
+        assertTrue(r.stdout().contains("create_snap"), r.stdout());
     }
 
     @Test
