@@ -23,7 +23,8 @@ import picocli.CommandLine.Parameters;
             "in a data file, served to a VM with 'vhostj blk --thin POOL_DIR:ID'.",
             "Containerd's names work too: create_thin, create_snap."},
         subcommands = {DevmapperMain.CreatePool.class, DevmapperMain.CreateThin.class, DevmapperMain.CreateSnap.class,
-            DevmapperMain.Delete.class, DevmapperMain.Resize.class, DevmapperMain.Import.class, DevmapperMain.ListDevices.class,
+            DevmapperMain.Delete.class, DevmapperMain.Resize.class, DevmapperMain.Import.class,
+            DevmapperMain.Export.class, DevmapperMain.Unexport.class, DevmapperMain.ListDevices.class,
             DevmapperMain.Status.class, DevmapperMain.Check.class})
 public final class DevmapperMain implements Callable<Integer> {
     @CommandLine.Spec
@@ -309,6 +310,80 @@ public final class DevmapperMain implements Callable<Integer> {
                     out().printf(Locale.ROOT, "imported %s into device %d (%s written, the rest zeros left unmapped)%n",
                             human(size), id, human(copied));
                 }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "export", mixinStandardHelpOptions = true,
+            description = "Serve device ID on the vhost-user socket SOCKET from the 'vhostj blk --pool POOL_DIR' that "
+                    + "holds the pool, while its other disks go on (then: QEMU -chardev socket,path=SOCKET ... "
+                    + "-device vhost-user-blk-pci).")
+    static final class Export extends PoolCommand {
+        @Parameters(index = "1", paramLabel = "ID")
+        int id;
+
+        @Parameters(index = "2", paramLabel = "SOCKET")
+        Path socket;
+
+        @Option(names = "--read-only", description = "The VM may not write.")
+        boolean readOnly;
+
+        @Override
+        java.util.List<String> forwardedArgs(java.util.List<String> args) {
+            return super.forwardedArgs(args).stream().map(a -> absolute(a, socket)).toList();
+        }
+
+        @Override
+        int run() throws PoolException, IOException {
+            try (PoolRef ref = open()) {
+                Exporter exporter = PoolControl.exporterOf(pool);
+                if (exporter == null) {
+                    throw new PoolException("no server holds the pool in " + pool + ": start 'vhostj blk --pool " + pool
+                            + "' first");
+                }
+                String what;
+                try {
+                    what = exporter.export(id, socket, readOnly);
+                } catch (PoolException | IOException | IllegalArgumentException | IllegalStateException e) {
+                    throw e instanceof PoolException p ? p : new PoolException(e.getMessage());
+                } catch (Exception e) {
+                    throw new IOException(e.getMessage(), e);
+                }
+                out().println(json ? "{\"exported\": " + id + ", \"socket\": " + quote(socket.toString()) + "}" : what);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "unexport", mixinStandardHelpOptions = true,
+            description = "Stop serving SOCKET (its VM loses the disk; the device and its data stay in the pool).")
+    static final class Unexport extends PoolCommand {
+        @Parameters(index = "1", paramLabel = "SOCKET")
+        Path socket;
+
+        @Override
+        java.util.List<String> forwardedArgs(java.util.List<String> args) {
+            return super.forwardedArgs(args).stream().map(a -> absolute(a, socket)).toList();
+        }
+
+        @Override
+        int run() throws PoolException, IOException {
+            try (PoolRef ref = open()) {
+                Exporter exporter = PoolControl.exporterOf(pool);
+                if (exporter == null) {
+                    throw new PoolException("no server holds the pool in " + pool);
+                }
+                boolean was;
+                try {
+                    was = exporter.unexport(socket);
+                } catch (Exception e) {
+                    throw new IOException(e.getMessage(), e);
+                }
+                if (!was) {
+                    throw new PoolException("nothing is served on " + socket);
+                }
+                out().println(json ? "{\"unexported\": " + quote(socket.toString()) + "}" : "stopped serving " + socket);
             }
             return 0;
         }

@@ -33,6 +33,8 @@ public final class PoolControl implements AutoCloseable {
     private static final int MAX_REQUEST = 64 << 10;
     /** Pools this process holds, by real directory, for commands that arrive on their sockets. */
     private static final Map<Path, ThinPool> SERVED = new ConcurrentHashMap<>();
+    /** The exporters of pools this process holds, by real directory. */
+    private static final Map<Path, Exporter> EXPORTERS = new ConcurrentHashMap<>();
 
     private final ThinPool pool;
     private final Path socket;
@@ -76,6 +78,16 @@ public final class PoolControl implements AutoCloseable {
     /** The pool in {@code dir} if this process serves it, else null. */
     static ThinPool served(Path dir) {
         return SERVED.isEmpty() ? null : SERVED.get(key(dir));
+    }
+
+    /** Lets {@code vhostj devmapper export/unexport} start and stop serving this pool's devices here. */
+    public void exporter(Exporter exporter) {
+        EXPORTERS.put(key(pool.directory()), exporter);
+    }
+
+    /** The exporter of the pool in {@code dir} if this process holds it and serves devices, else null. */
+    static Exporter exporterOf(Path dir) {
+        return EXPORTERS.isEmpty() ? null : EXPORTERS.get(key(dir));
     }
 
     /** Whether this thread answers a control request. */
@@ -239,5 +251,6 @@ public final class PoolControl implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         SERVED.remove(key(pool.directory()));
+        EXPORTERS.remove(key(pool.directory()));
     }
 }

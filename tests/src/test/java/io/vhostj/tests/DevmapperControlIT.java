@@ -97,4 +97,43 @@ class DevmapperControlIT {
         }
         assertEquals(0, vhostj("devmapper", "check", pool).rc());
     }
+
+    @Test
+    void shouldExportAndUnexportDevicesWhileRunning() throws Exception {
+        String pool = dir.resolve("pool").toString();
+        assertEquals(0, vhostj("devmapper", "create-pool", pool, "--size", "256M").rc());
+        assertEquals(0, vhostj("devmapper", "create_thin", pool, "1", "64M").rc());
+        assertEquals(0, vhostj("devmapper", "create_snap", pool, "2", "1").rc());
+        Ran none = vhostj("devmapper", "export", pool, "2", dir.resolve("x.sock").toString());
+        assertEquals(1, none.rc(), none.out());
+        assertTrue(none.out().contains("start 'vhostj blk --pool"), none.out());
+        Path control = dir.resolve("pool").resolve("control.sock");
+        try (BackendProcess blk = BackendProcess.start(control, dir.resolve("blk.log"), "blk", "--pool", pool)) {
+            Path vm = dir.resolve("vm2.sock");
+            Ran export = vhostj("devmapper", "export", pool, "2", vm.toString());
+            assertEquals(0, export.rc(), export.out() + blk.log());
+            assertTrue(export.out().contains("serving thin device 2 on " + vm), export.out());
+            Ran twice = vhostj("devmapper", "export", pool, "2", dir.resolve("other.sock").toString());
+            assertEquals(1, twice.rc(), twice.out());
+            assertTrue(twice.out().contains("device 2 is already open"), twice.out());
+            long timeout = 5_000_000_000L;
+            try (io.vhostj.bench.BlkClient c = io.vhostj.bench.BlkClient.connect(vm, 64, 1, 65536)) {
+                assertEquals(64L << 20, c.capacityBytes());
+                io.vhostj.vhostuser.sys.Native.putLong(c.data(0), 0x5a5a_5a5a_5a5a_5a5aL);
+                assertEquals(io.vhostj.blk.VirtioBlk.S_OK, c.syncRequest(io.vhostj.blk.VirtioBlk.T_OUT, 4096, 4096, timeout));
+                assertEquals(io.vhostj.blk.VirtioBlk.S_OK, c.syncRequest(io.vhostj.blk.VirtioBlk.T_FLUSH, 0, 0, timeout));
+            }
+            Ran un = vhostj("devmapper", "unexport", pool, vm.toString());
+            assertEquals(0, un.rc(), un.out() + blk.log());
+            assertFalse(Files.exists(vm), "the socket goes with the export");
+            Ran again = vhostj("devmapper", "export", pool, "2", dir.resolve("vm2b.sock").toString());
+            assertEquals(0, again.rc(), "the device is free again once unexported: " + again.out());
+            Ran status = vhostj("devmapper", "status", pool, "--json");
+            assertTrue(status.out().contains("\"id\": 2, \"size\": 67108864, \"origin\": 1"), status.out());
+            assertTrue(status.out().contains("\"used_blocks\": 1,"), "the VM's write: " + status.out());
+            assertEquals(0, blk.terminate(), blk.log());
+            assertFalse(blk.log().contains("Exception"), blk.log());
+        }
+        assertEquals(0, vhostj("devmapper", "check", pool).rc());
+    }
 }

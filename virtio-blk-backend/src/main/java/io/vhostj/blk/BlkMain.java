@@ -13,6 +13,7 @@ import io.vhostj.devmapper.ThinPool;
 import io.vhostj.devmapper.ThinVolume;
 import io.vhostj.vhostuser.backend.BackendLauncher;
 import io.vhostj.vhostuser.backend.BackendOptions;
+import io.vhostj.vhostuser.backend.ServerGroup;
 import io.vhostj.vhostuser.sys.NativeException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -43,6 +44,11 @@ public final class BlkMain implements Callable<Integer> {
                     + "--path and --thin). Thin devices of one pool share it (a pool is held by one process), and "
                     + "'vhostj devmapper' commands for the pool come here. The other options apply to every export."})
     List<String> exports = new ArrayList<>();
+
+    @Option(names = "--pool", paramLabel = "POOL_DIR",
+            description = "Hold this thin pool and serve its devices as 'vhostj devmapper export POOL_DIR ID SOCKET' "
+                    + "asks (and stop with 'unexport'), besides any --export; repeatable.")
+    List<Path> heldPools = new ArrayList<>();
 
     /** One disk this process serves, from --export. */
     record Export(Path socket, Path path, Path pool, int thinId, boolean readOnly, String serial) {
@@ -98,7 +104,7 @@ public final class BlkMain implements Callable<Integer> {
         try {
             backend.applyLogLevel();
             all = exports();
-            if (!all.isEmpty()) {
+            if (!all.isEmpty() || !heldPools.isEmpty()) {
                 checkShared();
                 return serveExports(all, Aio.parse(aio));
             }
@@ -157,11 +163,17 @@ public final class BlkMain implements Callable<Integer> {
     /** The disks of --export, checked; empty without it. */
     private List<Export> exports() {
         List<Export> all = new ArrayList<>();
+        if (exports.isEmpty() && heldPools.isEmpty()) {
+            return all;
+        }
         if (exports.isEmpty()) {
+            if (backend.socketPath != null || backend.fd != null || path != null || thin != null) {
+                throw new IllegalArgumentException("--pool replaces --socket-path, --fd, --path and --thin");
+            }
             return all;
         }
         if (backend.socketPath != null || backend.fd != null || path != null || thin != null) {
-            throw new IllegalArgumentException("--export replaces --socket-path, --fd, --path and --thin");
+            throw new IllegalArgumentException("--export and --pool replace --socket-path, --fd, --path and --thin");
         }
         if (backend.pollMicros < 0) {
             throw new IllegalArgumentException("--poll-us must be 0 or more");
@@ -239,39 +251,64 @@ public final class BlkMain implements Callable<Integer> {
         }
     }
 
-    /** Opens every export's disk (each pool once), serves them all, closes everything at the end. */
+    /**
+     * Opens every export's disk (each pool once) and every --pool, serves them, takes export and
+     * unexport commands for the pools on their control sockets, closes everything at the end.
+     */
     private int serveExports(List<Export> all, Aio engine) {
         java.util.Map<Path, ThinPool> pools = new java.util.LinkedHashMap<>();
-        List<BackingStore> stores = new ArrayList<>();
         List<PoolControl> controls = new ArrayList<>();
+        ServerGroup group = new ServerGroup(backend);
         try {
-            List<BlkDevice> devices = new ArrayList<>();
-            for (Export e : all) {
-                BackingStore store;
+            java.util.Set<Path> dirs = new java.util.LinkedHashSet<>();
+            heldPools.forEach(d -> dirs.add(d.toAbsolutePath().normalize()));
+            all.stream().filter(e -> e.pool() != null).forEach(e -> dirs.add(e.pool()));
+            for (Path dir : dirs) {
                 try {
-                    if (e.pool() != null) {
-                        ThinPool pool = pools.get(e.pool());
-                        if (pool == null) {
-                            pool = ThinPool.open(e.pool());
-                            pools.put(e.pool(), pool);
-                        }
-                        store = new ThinBackingStore(pool.volume(e.thinId(), e.readOnly()));
-                    } else {
-                        store = FileBackingStore.open(e.path(), e.readOnly(), direct);
-                    }
+                    pools.put(dir, ThinPool.open(dir));
                 } catch (IOException | PoolException ex) {
-                    System.err.println("vhostj blk: cannot open " + e.what() + ": " + ex.getMessage());
+                    System.err.println("vhostj blk: cannot open the pool " + dir + ": " + ex.getMessage());
                     return 1;
                 }
-                stores.add(store);
-                devices.add(new BlkDevice(store, numQueues, queueSize, blockSize, e.serial(), volatileCache, engine));
-                org.slf4j.LoggerFactory.getLogger(BlkMain.class).info("blk: {} ({} bytes{}) on {}", e.what(), store.size(),
-                        e.readOnly() ? ", read-only" : "", e.socket());
+            }
+            for (Export e : all) {
+                try {
+                    BackingStore store = e.pool() != null
+                            ? new ThinBackingStore(pools.get(e.pool()).volume(e.thinId(), e.readOnly()))
+                            : FileBackingStore.open(e.path(), e.readOnly(), direct);
+                    serve(group, e.socket(), store, e.serial(), engine);
+                    org.slf4j.LoggerFactory.getLogger(BlkMain.class).info("blk: {} ({} bytes{}) on {}", e.what(),
+                            store.size(), e.readOnly() ? ", read-only" : "", e.socket());
+                } catch (IOException | PoolException ex) {
+                    System.err.println("vhostj blk: cannot serve " + e.what() + ": " + ex.getMessage());
+                    return 1;
+                }
             }
             for (ThinPool pool : pools.values()) {
-                controls.add(PoolControl.serve(pool));
+                PoolControl control = PoolControl.serve(pool);
+                controls.add(control);
+                control.exporter(new io.vhostj.devmapper.Exporter() {
+                    @Override
+                    public String export(int id, Path socket, boolean ro) throws Exception {
+                        BackingStore store = new ThinBackingStore(pool.volume(id, ro || readOnly));
+                        try {
+                            serve(group, socket, store, serial, engine);
+                        } catch (NativeException | RuntimeException e) {
+                            store.close();
+                            throw e;
+                        }
+                        org.slf4j.LoggerFactory.getLogger(BlkMain.class).info("blk: thin device {}:{} ({} bytes{}) on {}",
+                                pool.directory(), id, store.size(), ro ? ", read-only" : "", socket);
+                        return "serving thin device " + id + " on " + socket;
+                    }
+
+                    @Override
+                    public boolean unexport(Path socket) throws Exception {
+                        return group.remove(socket);
+                    }
+                });
             }
-            return BackendLauncher.runAll(backend, all.stream().map(Export::socket).toList(), devices);
+            return group.awaitStop();
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj blk: " + e.getMessage());
             return 2;
@@ -279,8 +316,8 @@ public final class BlkMain implements Callable<Integer> {
             System.err.println("vhostj blk: " + e.getMessage());
             return 1;
         } finally {
+            group.stopAll();
             controls.forEach(PoolControl::close);
-            stores.forEach(BackingStore::close);
             for (ThinPool pool : pools.values()) {
                 try {
                     pool.close();
@@ -288,6 +325,19 @@ public final class BlkMain implements Callable<Integer> {
                     System.err.println("vhostj blk: closing the pool " + pool.directory() + ": " + e.getMessage());
                 }
             }
+        }
+    }
+
+    /** Serves {@code store} on {@code socket} in {@code group}; the store is closed when it stops. */
+    private void serve(ServerGroup group, Path socket, BackingStore store, String serialText, Aio engine)
+            throws NativeException {
+        BlkDevice device;
+        try {
+            device = new BlkDevice(store, numQueues, queueSize, blockSize, serialText, volatileCache, engine);
+            group.add(socket, device, store::close);
+        } catch (NativeException | RuntimeException e) {
+            store.close();
+            throw e;
         }
     }
 
