@@ -10,7 +10,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.BitSet;
-import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -258,7 +257,7 @@ public final class ThinPool implements AutoCloseable {
         doCreate(id, size, -1, now);
         pending.createThin(id, size, now);
         commit();
-        return info(devices.get(id), false);
+        return info(devices.get(id));
     }
 
     /** A snapshot of {@code origin} as device {@code id}: O(1), the two share every block until written. */
@@ -273,7 +272,7 @@ public final class ThinPool implements AutoCloseable {
         doCreate(id, o.size, origin, now);
         pending.createSnap(id, origin, now);
         commit();
-        return info(devices.get(id), false);
+        return info(devices.get(id));
     }
 
     public synchronized void delete(int id) throws PoolException, IOException {
@@ -326,7 +325,7 @@ public final class ThinPool implements AutoCloseable {
     public synchronized List<ThinDevice> list() {
         List<ThinDevice> out = new ArrayList<>();
         for (Device d : devices.values()) {
-            out.add(info(d, false));
+            out.add(info(d));
         }
         return out;
     }
@@ -945,7 +944,7 @@ public final class ThinPool implements AutoCloseable {
         return d;
     }
 
-    private ThinDevice info(Device d, boolean exclusive) {
+    private ThinDevice info(Device d) {
         return new ThinDevice(d.id, d.size, d.origin, d.created, d.mapped, -1);
     }
 
@@ -998,11 +997,5 @@ public final class ThinPool implements AutoCloseable {
                 walk(k, parents, seen);
             }
         }
-    }
-
-    static Set<Integer> ids(Iterable<Device> devices) {
-        Set<Integer> out = new HashSet<>();
-        devices.forEach(d -> out.add(d.id));
-        return out;
     }
 }

@@ -278,42 +278,10 @@ public final class ThinVolume implements AutoCloseable {
         }
     }
 
-    /**
-     * preadv/pwritev of exactly {@code length} bytes, carrying on after short transfers; a read
-     * past the end of the data reads zeros.
-     */
+    /** preadv/pwritev of exactly {@code length} bytes, carrying on after short transfers. */
     static boolean transfer(boolean write, Fd fd, long iov, int iovCount, long at, long length) throws NativeException {
         long n = write ? FileIo.pwritev(fd, iov, iovCount, at) : FileIo.preadv(fd, iov, iovCount, at);
-        if (n == length) {
-            return true;
-        }
-        long skip = n;
-        long pos = at + n;
-        for (int i = 0; i < iovCount; i++) {
-            long base = Native.getLong(iov + (long) i * FileIo.IOVEC_SIZE);
-            long len = Native.getLong(iov + (long) i * FileIo.IOVEC_SIZE + 8);
-            if (skip >= len) {
-                skip -= len;
-                continue;
-            }
-            long off = base + skip;
-            long rest = len - skip;
-            skip = 0;
-            while (rest > 0) {
-                long m = write ? FileIo.pwrite(fd, off, rest, pos) : FileIo.pread(fd, off, rest, pos);
-                if (m <= 0) {
-                    if (write) {
-                        return false;
-                    }
-                    Native.zero(off, rest);
-                    m = rest;
-                }
-                off += m;
-                rest -= m;
-                pos += m;
-            }
-        }
-        return pos - at == length;
+        return n == length || FileIo.finishShort(fd, write, iov, iovCount, at, length, n);
     }
 
     /** Walks a caller's iovecs and describes the next N bytes of them as iovecs of its own. */

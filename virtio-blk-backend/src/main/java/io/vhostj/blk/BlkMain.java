@@ -120,15 +120,7 @@ public final class BlkMain implements Callable<Integer> {
             } else if (!Files.exists(path)) {
                 throw new IllegalArgumentException("no such file: " + path);
             }
-            if (numQueues < 1 || numQueues > 256) {
-                throw new IllegalArgumentException("--num-queues must be 1..256");
-            }
-            if (queueSize < 2 || queueSize > 32768 || Integer.bitCount(queueSize) != 1) {
-                throw new IllegalArgumentException("--queue-size must be a power of two, 2..32768");
-            }
-            if (blockSize != 512 && blockSize != 4096) {
-                throw new IllegalArgumentException("--block-size must be 512 or 4096");
-            }
+            checkShared();
             engine = Aio.parse(aio);
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj blk: " + e.getMessage());
@@ -238,7 +230,7 @@ public final class BlkMain implements Callable<Integer> {
         return all;
     }
 
-    /** Checks the options every disk shares (as the single-disk path does). */
+    /** Checks the options every disk shares. */
     private void checkShared() {
         if (numQueues < 1 || numQueues > 256) {
             throw new IllegalArgumentException("--num-queues must be 1..256");

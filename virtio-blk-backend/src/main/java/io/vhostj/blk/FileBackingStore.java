@@ -96,40 +96,7 @@ public final class FileBackingStore implements BackingStore {
         if (done == length) {
             return true;
         }
-        return finishShort(target, write, iov, iovCount, offset, length, done);
-    }
-
-    /** Short transfers are legal for preadv/pwritev: carry on segment by segment. */
-    private boolean finishShort(Fd fd, boolean write, long iov, int iovCount, long offset, long length, long done)
-            throws NativeException {
-        long skip = done;
-        for (int i = 0; i < iovCount; i++) {
-            long base = Native.getLong(iov + (long) i * FileIo.IOVEC_SIZE);
-            long len = Native.getLong(iov + (long) i * FileIo.IOVEC_SIZE + 8);
-            if (skip >= len) {
-                skip -= len;
-                continue;
-            }
-            long pos = skip;
-            skip = 0;
-            while (pos < len) {
-                long at = offset + done;
-                long n = write ? FileIo.pwrite(fd, base + pos, len - pos, at) : FileIo.pread(fd, base + pos, len - pos, at);
-                if (n == 0) {
-                    if (!write) {
-                        // past the end of a file that shrank under us: the rest reads as zeros
-                        Native.zero(base + pos, len - pos);
-                        done += len - pos;
-                        pos = len;
-                        continue;
-                    }
-                    return false;
-                }
-                pos += n;
-                done += n;
-            }
-        }
-        return done == length;
+        return FileIo.finishShort(target, write, iov, iovCount, offset, length, done);
     }
 
     @Override

@@ -74,13 +74,11 @@ final class VsockMux implements AutoCloseable {
 
     /** A sibling guest's packet, header as it sent it, payload copied out of its memory. */
     private static final class SiblingPacket {
-        final VsockMux from;
         final byte[] header;
         final ByteBuf payload;
         final int size;
 
-        SiblingPacket(VsockMux from, byte[] header, ByteBuf payload) {
-            this.from = from;
+        SiblingPacket(byte[] header, ByteBuf payload) {
             this.header = header;
             this.payload = payload;
             this.size = VirtioVsock.HDR_SIZE + payload.readableBytes();
@@ -460,7 +458,7 @@ final class VsockMux implements AutoCloseable {
             payload.release();
             throw e;
         }
-        SiblingPacket p = new SiblingPacket(this, header, payload);
+        SiblingPacket p = new SiblingPacket(header, payload);
         to.siblingQueued.addAndGet(p.cost());
         to.fromSiblings.add(p);
         to.rxWake.signal();

@@ -114,6 +114,43 @@ public final class FileIo {
         }
     }
 
+    /**
+     * Completes a preadv/pwritev of {@code length} bytes at {@code offset} that moved only
+     * {@code done}: short transfers are legal, so carry on iovec by iovec. A read past the end of
+     * the file (it shrank under us) reads zeros; a write that makes no progress fails (false).
+     */
+    public static boolean finishShort(Fd fd, boolean write, long iov, int iovCount, long offset, long length, long done)
+            throws NativeException {
+        long skip = done;
+        for (int i = 0; i < iovCount; i++) {
+            long base = Native.getLong(iov + (long) i * IOVEC_SIZE);
+            long len = Native.getLong(iov + (long) i * IOVEC_SIZE + 8);
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            long pos = skip;
+            skip = 0;
+            while (pos < len) {
+                long at = offset + done;
+                long n = write ? pwrite(fd, base + pos, len - pos, at) : pread(fd, base + pos, len - pos, at);
+                if (n == 0) {
+                    if (!write) {
+                        // past the end of a file that shrank under us: the rest reads as zeros
+                        Native.zero(base + pos, len - pos);
+                        done += len - pos;
+                        pos = len;
+                        continue;
+                    }
+                    return false;
+                }
+                pos += n;
+                done += n;
+            }
+        }
+        return done == length;
+    }
+
     public static void fdatasync(Fd fd) throws NativeException {
         Native.check("fdatasync", Native.LIBC.fdatasync(fd.fd()));
     }
