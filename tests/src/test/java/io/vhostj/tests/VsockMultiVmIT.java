@@ -1,5 +1,6 @@
 package io.vhostj.tests;
 
+import static io.vhostj.tests.VsockPackets.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.net.StandardProtocolFamily;
@@ -27,7 +28,6 @@ import io.vhostj.vsock.VirtioVsock;
  * repeated CID is refused at start.
  */
 class VsockMultiVmIT {
-    private static final long TIMEOUT = 10_000_000_000L;
 
     @TempDir
     Path dir;
@@ -72,29 +72,6 @@ class VsockMultiVmIT {
         assertEquals(0, p.exitValue(), "SIGTERM exits cleanly:\n" + Files.readString(log));
         assertFalse(Files.readString(log).contains("Exception"), Files.readString(log));
         assertFalse(Files.exists(dir.resolve("a.vsock")), "the hybrid sockets are removed at exit");
-    }
-
-    /** A received packet, decoded. */
-    private record Packet(long srcCid, long dstCid, int srcPort, int dstPort, int op, byte[] payload) {
-    }
-
-    private static List<Packet> receive(VsockClient guest, int atLeast) throws Exception {
-        return receive(guest, atLeast, TIMEOUT);
-    }
-
-    private static List<Packet> receive(VsockClient guest, int atLeast, long timeoutNanos) throws Exception {
-        List<Packet> got = new ArrayList<>();
-        long deadline = System.nanoTime() + timeoutNanos;
-        while (got.size() < atLeast && System.nanoTime() < deadline) {
-            guest.pollRx((hdr, payload, len) -> {
-                byte[] bytes = new byte[len];
-                Native.copyToArray(payload, bytes, 0, len);
-                got.add(new Packet(Native.getLong(hdr + VirtioVsock.SRC_CID), Native.getLong(hdr + VirtioVsock.DST_CID),
-                        Native.getInt(hdr + VirtioVsock.SRC_PORT), Native.getInt(hdr + VirtioVsock.DST_PORT),
-                        Native.getShort(hdr + VirtioVsock.OP) & 0xffff, bytes));
-            });
-        }
-        return got;
     }
 
     @Test
@@ -236,15 +213,6 @@ class VsockMultiVmIT {
             guest.pollRx((hdr, payload, len) -> { });
         }
         return false;
-    }
-
-    private static int awaitOp(VsockClient guest) throws Exception {
-        int[] op = {0};
-        long deadline = System.nanoTime() + TIMEOUT;
-        while (op[0] == 0 && System.nanoTime() < deadline) {
-            guest.pollRx((hdr, payload, len) -> op[0] = Native.getShort(hdr + VirtioVsock.OP) & 0xffff);
-        }
-        return op[0];
     }
 
     private static Process start(Path log, String... args) throws Exception {

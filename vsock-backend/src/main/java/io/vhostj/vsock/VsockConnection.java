@@ -3,14 +3,13 @@ package io.vhostj.vsock;
 import java.util.ArrayDeque;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.channel.Channel;
 
 /**
  * One stream between a guest port and a host Unix socket, with the spec's credit accounting
  * (virtio 1.2, 5.10.6.3): the guest may have at most {@code bufAlloc - (rxCnt - fwdCnt)} bytes in
  * flight towards us, and we send it at most {@code peerBufAlloc - (txCnt - peerFwdCnt)}. Counters
  * are u32 and wrap, so every difference is taken as an int. Guarded by its own monitor: the tx
- * worker, the rx worker and the netty thread all touch it.
+ * worker, the rx worker and the event loop all touch it.
  */
 final class VsockConnection {
     enum State {
@@ -25,7 +24,8 @@ final class VsockConnection {
     final int localPort; // the host end's port (CID 2)
     final int peerPort; // the guest end's port
     final int bufAlloc; // what we tell the guest we can hold for it
-    Channel channel;
+    /** The host side: a netty channel or a passed descriptor; null until connected. */
+    HostEnd host;
     State state;
 
     int peerBufAlloc;

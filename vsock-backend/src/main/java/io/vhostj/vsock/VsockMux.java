@@ -1,6 +1,5 @@
 package io.vhostj.vsock;
 
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -12,22 +11,20 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import io.netty.bootstrap.Bootstrap;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.Unpooled;
-import io.netty.channel.Channel;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.IoEventLoop;
 import io.netty.channel.epoll.EpollDomainSocketChannel;
-import io.netty.channel.epoll.EpollServerDomainSocketChannel;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.unix.DomainSocketAddress;
 import io.vhostj.vhostuser.sys.Native;
 import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.sys.UnixSocket;
 import io.vhostj.vhostuser.virtq.ChainException;
 import io.vhostj.vhostuser.virtq.DescriptorChain;
 
@@ -40,8 +37,6 @@ import io.vhostj.vhostuser.virtq.DescriptorChain;
  */
 final class VsockMux implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(VsockMux.class);
-    /** Longest CONNECT line we read from a host client. */
-    private static final int MAX_COMMAND = 64;
     /** How long the guest has to answer a host CONNECT. */
     private static final long CONNECT_TIMEOUT_SECONDS = 10;
     /**
@@ -109,7 +104,7 @@ final class VsockMux implements AutoCloseable {
     private final Wake txWake;
     /** Control packets waiting for rx buffers. */
     private final java.util.concurrent.atomic.AtomicInteger controlQueued = new java.util.concurrent.atomic.AtomicInteger();
-    private Channel listener;
+    private HybridListener listener;
     private long foreignPackets; // tx worker only
     private long overruns; // tx worker only
 
@@ -160,18 +155,21 @@ final class VsockMux implements AutoCloseable {
         return controlQueued.get() < MAX_CONTROL;
     }
 
-    /** Listens for host clients on the hybrid vsock socket. */
-    void listen() throws InterruptedException {
-        listener = new ServerBootstrap().group(group).channel(EpollServerDomainSocketChannel.class)
-                .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
-                .childHandler(new ChannelInitializer<Channel>() {
-                    @Override
-                    protected void initChannel(Channel ch) {
-                        ch.pipeline().addLast(new ConnectCommand());
-                    }
-                })
-                .bind(new DomainSocketAddress(udsPath.toString())).sync().channel();
-        LOG.info("vsock: guest CID {}, host side on {} (CONNECT <port>), guest connections to {}_<port>",
+    /** Listens for host programs on the hybrid vsock socket. */
+    void listen() throws NativeException, InterruptedException {
+        IoEventLoop loop = (IoEventLoop) group.next();
+        listener = HybridListener.listen(udsPath, loop, new HybridListener.Requests() {
+            @Override
+            public void connect(UnixSocket socket, int port, ByteBuf rest) {
+                connectFromHost(loop, socket, port, rest);
+            }
+
+            @Override
+            public void passfd(UnixSocket control, int passed, int port, boolean keep) {
+                passfdFromHost(loop, control, passed, port, keep);
+            }
+        });
+        LOG.info("vsock: guest CID {}, host side on {} (CONNECT <port>, passfd), guest connections to {}_<port>",
                 guestCid, udsPath, udsPath);
     }
 
@@ -290,9 +288,9 @@ final class VsockMux implements AutoCloseable {
      * the guest is within the guest's credit plus {@link #READ_AHEAD}.
      */
     private static void resumeReading(VsockConnection conn) {
-        if (conn.state == VsockConnection.State.ESTABLISHED && conn.channel != null && !conn.hostDone
-                && !conn.channel.config().isAutoRead() && conn.toGuestBytes < conn.peerCredit() + READ_AHEAD) {
-            conn.channel.config().setAutoRead(true);
+        if (conn.state == VsockConnection.State.ESTABLISHED && conn.host != null && !conn.hostDone
+                && conn.toGuestBytes < conn.peerCredit() + READ_AHEAD) {
+            conn.host.reading(true);
         }
     }
 
@@ -488,7 +486,7 @@ final class VsockMux implements AutoCloseable {
                             f.channel().close();
                             return;
                         }
-                        conn.channel = f.channel();
+                        conn.host = new HostEnd.ChannelEnd(f.channel());
                         conn.state = VsockConnection.State.ESTABLISHED;
                         send(new Control(localPort, peerPort, VirtioVsock.OP_RESPONSE, 0, conn));
                     }
@@ -501,9 +499,14 @@ final class VsockMux implements AutoCloseable {
             return;
         }
         conn.state = VsockConnection.State.ESTABLISHED;
-        conn.channel.writeAndFlush(Unpooled.copiedBuffer("OK " + conn.localPort + "\n", StandardCharsets.US_ASCII));
+        conn.host.accepted(conn.localPort);
         if (!conn.hostDone) {
-            conn.channel.config().setAutoRead(true);
+            conn.host.reading(true);
+        }
+        if (conn.host instanceof FdEnd end && !end.writable()) {
+            // a read-only descriptor: whatever the guest would send has nowhere to go
+            conn.shutdownSent |= VirtioVsock.SHUTDOWN_RCV;
+            send(new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_SHUTDOWN, conn.shutdownSent, conn));
         }
         Control shutdown = shutdownDue(conn);
         if (shutdown != null) {
@@ -525,7 +528,7 @@ final class VsockMux implements AutoCloseable {
             close(conn, true);
             return;
         }
-        ByteBuf buf = conn.channel.alloc().directBuffer(len);
+        ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(len);
         try {
             if (buf.hasMemoryAddress()) {
                 chain.readFromChain(VirtioVsock.HDR_SIZE, buf.memoryAddress() + buf.writerIndex(), len);
@@ -546,7 +549,7 @@ final class VsockMux implements AutoCloseable {
             throw e;
         }
         conn.rxCnt += len;
-        conn.channel.writeAndFlush(buf).addListener(f -> forwarded(conn, len));
+        conn.host.write(buf, () -> forwarded(conn, len));
     }
 
     /** The host socket took {@code len} bytes: the guest gets its credit back, in steps. */
@@ -566,8 +569,8 @@ final class VsockMux implements AutoCloseable {
             close(conn, true); // the guest closed: answer RST once the host has what it sent
             return;
         }
-        if ((flags & VirtioVsock.SHUTDOWN_SEND) != 0 && conn.channel instanceof EpollDomainSocketChannel ch) {
-            ch.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> ch.shutdownOutput());
+        if ((flags & VirtioVsock.SHUTDOWN_SEND) != 0 && conn.host != null) {
+            conn.host.shutdownOutput();
         }
     }
 
@@ -579,8 +582,8 @@ final class VsockMux implements AutoCloseable {
         conn.state = VsockConnection.State.CLOSED;
         connections.remove(conn.key());
         conn.releaseBuffers();
-        if (conn.channel != null) {
-            conn.channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+        if (conn.host != null) {
+            conn.host.closeAfterWrites();
         }
         if (rst) {
             rst(conn.localPort, conn.peerPort);
@@ -590,7 +593,7 @@ final class VsockMux implements AutoCloseable {
     // ---- the host side ---------------------------------------------------------------------
 
     /** Host bytes for the guest: queued until rx buffers and credit allow; reading pauses past that. */
-    private void fromHost(VsockConnection conn, ByteBuf data) {
+    void fromHost(VsockConnection conn, ByteBuf data) {
         synchronized (conn) {
             if (conn.state == VsockConnection.State.CLOSED) {
                 data.release();
@@ -599,7 +602,7 @@ final class VsockMux implements AutoCloseable {
             conn.toGuest.add(data);
             conn.toGuestBytes += data.readableBytes();
             if (conn.toGuestBytes >= conn.peerCredit() + READ_AHEAD || conn.state != VsockConnection.State.ESTABLISHED) {
-                conn.channel.config().setAutoRead(false);
+                conn.host.reading(false);
             }
             markReady(conn);
         }
@@ -609,7 +612,7 @@ final class VsockMux implements AutoCloseable {
      * The host end sent EOF: the guest hears SHUTDOWN after the data before it (a client that
      * writes its request and half-closes before the guest has answered CONNECT included).
      */
-    private void hostDone(VsockConnection conn, boolean gone) {
+    void hostDone(VsockConnection conn, boolean gone) {
         synchronized (conn) {
             if (conn.state == VsockConnection.State.CLOSED) {
                 return;
@@ -623,71 +626,66 @@ final class VsockMux implements AutoCloseable {
         }
     }
 
-    /** Reads a host client's {@code CONNECT <port>\n}, then hands the socket to the guest's port. */
-    private final class ConnectCommand extends ChannelInboundHandlerAdapter {
-        private final StringBuilder line = new StringBuilder();
-
-        @Override
-        public void channelRead(ChannelHandlerContext ctx, Object msg) {
-            ByteBuf in = (ByteBuf) msg;
-            try {
-                while (in.isReadable()) {
-                    char ch = (char) (in.readByte() & 0xff);
-                    if (ch == '\n') {
-                        connect(ctx, line.toString().strip(), in);
-                        return;
-                    }
-                    line.append(ch);
-                    if (line.length() > MAX_COMMAND) {
-                        refuse(ctx, "a command line longer than " + MAX_COMMAND + " bytes");
-                        return;
-                    }
-                }
-            } finally {
-                in.release();
+    /** A host program's {@code CONNECT <port>}: its socket becomes the stream, served by netty. */
+    private void connectFromHost(IoEventLoop loop, UnixSocket socket, int port, ByteBuf rest) {
+        VsockConnection conn = newHostConnection(port);
+        EpollDomainSocketChannel ch = new EpollDomainSocketChannel(socket.release());
+        ch.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+        ch.config().setAutoRead(false); // until the guest answers
+        ch.pipeline().addLast("data", new HostData(conn));
+        synchronized (conn) {
+            conn.host = new HostEnd.ChannelEnd(ch);
+            connections.put(conn.key(), conn);
+            if (rest != null) {
+                fromHost(conn, rest);
             }
         }
+        loop.register(ch).addListener(f -> {
+            if (!f.isSuccess()) {
+                LOG.warn("vsock: CONNECT {}: {}", port, f.cause().getMessage());
+                hostFailed(conn);
+            }
+        });
+        requestGuest(loop, conn, "CONNECT " + port);
+    }
 
-        private void connect(ChannelHandlerContext ctx, String command, ByteBuf rest) {
-            String[] words = command.split(" ");
-            int port;
+    /**
+     * Kata's {@code passfd}: the passed descriptor becomes the stream's host end; {@code control},
+     * the Unix connection it came on, gets the OK (and, with {@code keep}, lives as long as the stream).
+     */
+    private void passfdFromHost(IoEventLoop loop, UnixSocket control, int passed, int port, boolean keep) {
+        VsockConnection conn = newHostConnection(port);
+        synchronized (conn) {
             try {
-                if (words.length != 2 || !words[0].equals("CONNECT")) {
-                    throw new NumberFormatException();
-                }
-                port = Integer.parseUnsignedInt(words[1]);
-            } catch (NumberFormatException e) {
-                refuse(ctx, "'" + command + "' is not CONNECT <port>");
+                conn.host = new FdEnd(this, conn, loop, passed, control, keep);
+            } catch (NativeException e) {
+                LOG.warn("vsock: passfd {}: {}: closed", port, e.getMessage());
+                Native.LIBC.close(passed);
+                control.close();
                 return;
             }
-            VsockConnection conn = newHostConnection(port);
-            conn.channel = ctx.channel();
-            ctx.channel().config().setAutoRead(false); // until the guest answers
-            ctx.pipeline().replace(this, "data", new HostData(conn));
-            if (rest.isReadable()) {
-                fromHost(conn, rest.retain());
-            }
             connections.put(conn.key(), conn);
-            send(new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_REQUEST, 0, conn));
-            ctx.executor().schedule(() -> {
-                synchronized (conn) {
-                    if (conn.state == VsockConnection.State.CONNECTING_TO_GUEST) {
-                        LOG.debug("vsock: CONNECT {}: the guest did not answer", port);
-                        close(conn, true);
-                    }
+        }
+        requestGuest(loop, conn, "passfd " + port);
+    }
+
+    /** Asks the guest to accept a host connection; gives up if it does not answer in time. */
+    private void requestGuest(IoEventLoop loop, VsockConnection conn, String what) {
+        send(new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_REQUEST, 0, conn));
+        loop.schedule(() -> {
+            synchronized (conn) {
+                if (conn.state == VsockConnection.State.CONNECTING_TO_GUEST) {
+                    LOG.debug("vsock: {}: the guest did not answer", what);
+                    close(conn, true);
                 }
-            }, CONNECT_TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        }
+            }
+        }, CONNECT_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+    }
 
-        private void refuse(ChannelHandlerContext ctx, String why) {
-            LOG.warn("vsock: host client on {}: {}: closed", udsPath, why);
-            ctx.close();
-        }
-
-        @Override
-        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            LOG.debug("vsock: host client: {}", cause.getMessage());
-            ctx.close();
+    /** The host end failed before or while it was used: the connection ends, the guest hears an RST. */
+    void hostFailed(VsockConnection conn) {
+        synchronized (conn) {
+            close(conn, true);
         }
     }
 
@@ -744,9 +742,7 @@ final class VsockMux implements AutoCloseable {
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
             LOG.debug("vsock: {}: {}", conn, cause.getMessage());
-            synchronized (conn) {
-                close(conn, true);
-            }
+            hostFailed(conn);
         }
     }
 
@@ -765,8 +761,8 @@ final class VsockMux implements AutoCloseable {
             synchronized (conn) {
                 conn.state = VsockConnection.State.CLOSED;
                 conn.releaseBuffers();
-                if (conn.channel != null) {
-                    conn.channel.close();
+                if (conn.host != null) {
+                    conn.host.abort();
                 }
             }
             n++;
@@ -785,7 +781,7 @@ final class VsockMux implements AutoCloseable {
     public void close() {
         reset();
         if (listener != null) {
-            listener.close().syncUninterruptibly();
+            listener.stop();
         }
         rxWake.close();
         txWake.close();

@@ -23,6 +23,7 @@ public final class Errno {
     public static final int ENOSYS = 38;
     public static final int EPROTO = 71;
     public static final int ENOTSUP = 95;
+    public static final int ECONNABORTED = 103;
     public static final int ECONNRESET = 104;
     public static final int ECONNREFUSED = 111;
 

@@ -40,6 +40,42 @@ public class Fd implements AutoCloseable {
         return "fd " + fd.get();
     }
 
+    private static final int F_GETFL = 3;
+    private static final int F_SETFL = 4;
+    /** O_NONBLOCK. */
+    public static final int O_NONBLOCK = 0x800;
+    /** O_ACCMODE and its values. */
+    public static final int O_ACCMODE = 3;
+    public static final int O_RDONLY = 0;
+    public static final int O_WRONLY = 1;
+    public static final int O_RDWR = 2;
+    /** st_mode's file type bits and the types a stream can be made of. */
+    public static final int S_IFMT = 0xf000;
+    public static final int S_IFIFO = 0x1000;
+    public static final int S_IFCHR = 0x2000;
+    public static final int S_IFSOCK = 0xc000;
+    private static final int STAT_MODE = 24; // x86_64 struct stat
+
+    /** The open file's status flags (F_GETFL): access mode, O_NONBLOCK, ... */
+    public static int statusFlags(int fd) throws NativeException {
+        return Native.check("fcntl(F_GETFL)", Native.LIBC.fcntl(fd, F_GETFL, 0));
+    }
+
+    /** Sets O_NONBLOCK on the open file (shared with every holder of the same open file). */
+    public static void setNonBlocking(int fd) throws NativeException {
+        int flags = statusFlags(fd);
+        if ((flags & O_NONBLOCK) == 0) {
+            Native.check("fcntl(F_SETFL)", Native.LIBC.fcntl(fd, F_SETFL, flags | O_NONBLOCK));
+        }
+    }
+
+    /** st_mode of what {@code fd} refers to (fstat). */
+    public static int fileMode(int fd) throws NativeException {
+        long stat = Native.scratch();
+        Native.check("fstat", Native.LIBC.fstat(fd, stat));
+        return Native.getInt(stat + STAT_MODE);
+    }
+
     public static void closeAll(int[] fds, int count) {
         for (int i = 0; i < count; i++) {
             if (fds[i] >= 0) {

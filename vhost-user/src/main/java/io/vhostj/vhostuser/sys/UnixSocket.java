@@ -16,6 +16,7 @@ public final class UnixSocket extends Fd {
     private static final int AF_UNIX = 1;
     private static final int SOCK_STREAM = 1;
     private static final int SOCK_CLOEXEC = 0x80000;
+    private static final int SOCK_NONBLOCK = 0x800;
     private static final int SOL_SOCKET = 1;
     private static final int SO_ACCEPTCONN = 30;
     private static final int SCM_RIGHTS = 1;
@@ -92,6 +93,26 @@ public final class UnixSocket extends Fd {
             }
             int errno = Native.errno();
             if (errno != Errno.EINTR) {
+                throw new NativeException("accept", errno);
+            }
+        }
+    }
+
+    /**
+     * The next connection on a non-blocking listener, itself non-blocking, or null when none is
+     * waiting.
+     */
+    public UnixSocket acceptNonBlocking() throws NativeException {
+        while (true) {
+            int rc = Native.LIBC.accept4(fd(), 0L, 0L, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (rc >= 0) {
+                return new UnixSocket(rc);
+            }
+            int errno = Native.errno();
+            if (errno == Errno.EAGAIN) {
+                return null;
+            }
+            if (errno != Errno.EINTR && errno != Errno.ECONNABORTED) {
                 throw new NativeException("accept", errno);
             }
         }
