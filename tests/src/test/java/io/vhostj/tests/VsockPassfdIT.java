@@ -176,7 +176,7 @@ class VsockPassfdIT {
         }
         Native.LIBC.close(fd);
         try (UnixSocket control = UnixSocket.connect(uds)) {
-            sendText(control, "HELLO 5000\n");
+            HybridVsockClient.sendText(control, "HELLO 5000\n");
             assertEquals("", readLine(control), "an unknown command: closed");
         }
         String logText = Files.readString(log);
@@ -187,7 +187,7 @@ class VsockPassfdIT {
 
         // CONNECT with data right behind the line: the data reaches the guest once it accepts
         try (UnixSocket client = UnixSocket.connect(uds)) {
-            sendText(client, "CONNECT 5003\nearly-bytes");
+            HybridVsockClient.sendText(client, "CONNECT 5003\nearly-bytes");
             int hostPort = accept(5003);
             assertEquals("OK " + hostPort + "\n", readLine(client));
             assertEquals("early-bytes", new String(receiveData(hostPort, 11), StandardCharsets.US_ASCII));
@@ -196,45 +196,15 @@ class VsockPassfdIT {
 
     // ---- the host program's side ---------------------------------------------------------------
 
-    /** Kata's handshake: {@code passfd\n}, then the argument with the descriptor. */
     private UnixSocket passfd(int fd, String args) throws Exception {
-        UnixSocket s = UnixSocket.connect(uds);
-        sendText(s, "passfd\n");
-        byte[] a = args.getBytes(StandardCharsets.US_ASCII);
-        long buf = Native.allocate(a.length);
-        Native.copyFromArray(a, 0, buf, a.length);
-        s.send(buf, a.length, new int[] {fd}, 1);
-        Native.free(buf);
-        return s;
+        return HybridVsockClient.passfd(uds, fd, args);
     }
 
-    private static void sendText(UnixSocket s, String text) throws Exception {
-        byte[] b = text.getBytes(StandardCharsets.US_ASCII);
-        long buf = Native.allocate(b.length);
-        Native.copyFromArray(b, 0, buf, b.length);
-        s.send(buf, b.length, null, 0);
-        Native.free(buf);
-    }
-
-    /** A line (with its newline), or what came before EOF ("" for EOF at once); fails after 10 s of silence. */
+    /** The answer line; fails after 10 s of silence. */
     private static String readLine(UnixSocket s) throws Exception {
-        StringBuilder b = new StringBuilder();
-        long one = Native.allocate(1);
-        try {
-            while (true) {
-                assertTrue(Poll.readable(s.fd(), 10_000), "no answer within 10 s (got '" + b + "')");
-                if (!s.receiveFully(one, 1)) {
-                    return b.toString();
-                }
-                char c = (char) Native.getByte(one);
-                b.append(c);
-                if (c == '\n') {
-                    return b.toString();
-                }
-            }
-        } finally {
-            Native.free(one);
-        }
+        String line = HybridVsockClient.readLine(s, 10_000);
+        assertNotNull(line, "no answer within 10 s");
+        return line;
     }
 
     // ---- the guest's side -----------------------------------------------------------------------
