@@ -49,14 +49,16 @@ public final class VsockClient implements AutoCloseable {
     private final long[] one = new long[1];
     private final int[] oneLen = new int[1];
     private PacketConsumer current;
+    private int type = VirtioVsock.TYPE_STREAM;
     private NativeException failure;
 
-    private VsockClient(Path socket, int queueSize, int rxBufferSize) throws Exception {
+    private VsockClient(Path socket, int queueSize, int rxBufferSize, boolean seqpacket) throws Exception {
         this.rxBufferSize = rxBufferSize;
         frontend = VhostUserFrontend.connect(socket, 5000);
         try {
             long features = frontend.negotiate(
-                    VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX),
+                    VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
+                            | (seqpacket ? VirtioFeatures.bit(VirtioVsock.F_SEQPACKET) : 0),
                     ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG));
             byte[] config = frontend.getConfig(0, VirtioVsock.CONFIG_SIZE);
             guestCid = java.nio.ByteBuffer.wrap(config).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong(0);
@@ -90,7 +92,17 @@ public final class VsockClient implements AutoCloseable {
     }
 
     public static VsockClient connect(Path socket, int queueSize, int rxBufferSize) throws Exception {
-        return new VsockClient(socket, queueSize, rxBufferSize);
+        return new VsockClient(socket, queueSize, rxBufferSize, false);
+    }
+
+    /** A driver that also takes VIRTIO_VSOCK_F_SEQPACKET (if the device offers it). */
+    public static VsockClient connectSeqpacket(Path socket, int queueSize, int rxBufferSize) throws Exception {
+        return new VsockClient(socket, queueSize, rxBufferSize, true);
+    }
+
+    /** The socket type of the packets sent from now on: VirtioVsock.TYPE_STREAM (the default) or TYPE_SEQPACKET. */
+    public void type(int type) {
+        this.type = type;
     }
 
     /** The CID the device's config space gives this guest. */
@@ -174,7 +186,7 @@ public final class VsockClient implements AutoCloseable {
         }
         int slot = freeTx[--freeTxCount];
         long hdr = ram.host(txGpa[slot]);
-        VirtioVsock.putHeader(hdr, guestCid, dstCid, srcPort, dstPort, length, op, flags, bufAlloc, fwdCnt);
+        VirtioVsock.putHeader(hdr, type, guestCid, dstCid, srcPort, dstPort, length, op, flags, bufAlloc, fwdCnt);
         if (length > 0 && payload != 0) {
             Native.copy(payload, hdr + VirtioVsock.HDR_SIZE, length);
         }

@@ -12,7 +12,7 @@ final class VsockPackets {
     static final long TIMEOUT = 10_000_000_000L;
 
     /** A received packet, decoded. */
-    record Packet(long srcCid, long dstCid, int srcPort, int dstPort, int op, int flags, byte[] payload) {
+    record Packet(long srcCid, long dstCid, int srcPort, int dstPort, int op, int flags, byte[] payload, int type) {
     }
 
     private VsockPackets() {
@@ -32,7 +32,8 @@ final class VsockPackets {
                 Native.copyToArray(payload, bytes, 0, len);
                 got.add(new Packet(Native.getLong(hdr + VirtioVsock.SRC_CID), Native.getLong(hdr + VirtioVsock.DST_CID),
                         Native.getInt(hdr + VirtioVsock.SRC_PORT), Native.getInt(hdr + VirtioVsock.DST_PORT),
-                        Native.getShort(hdr + VirtioVsock.OP) & 0xffff, Native.getInt(hdr + VirtioVsock.FLAGS), bytes));
+                        Native.getShort(hdr + VirtioVsock.OP) & 0xffff, Native.getInt(hdr + VirtioVsock.FLAGS), bytes,
+                        Native.getShort(hdr + VirtioVsock.TYPE) & 0xffff));
             });
         }
         return got;

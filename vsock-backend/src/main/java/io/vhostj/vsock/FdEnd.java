@@ -24,7 +24,8 @@ import io.vhostj.vhostuser.sys.UnixSocket;
 /**
  * A descriptor a host program passed with {@code passfd} (Kata's stdio streams), used as the
  * connection's host end itself: usually a FIFO, so often one direction only (a write-only FIFO
- * is never read, a read-only one never written), or a socket or terminal. It is served on the
+ * is never read, a read-only one never written), or a socket or terminal; also the SOCK_SEQPACKET
+ * socket of a SEQPACKET connection (each read and write one whole message). It is served on the
  * same netty event loop as every other host socket, edge-triggered, so it costs no thread; all
  * its state is touched on that loop only.
  *
@@ -233,10 +234,35 @@ final class FdEnd implements HostEnd, EpollIoHandle {
     /** Reads until the pipe is empty, reading is paused, or EOF. */
     private void readNow() {
         while (!closed && !failed && !eof && readable && wantReading && registration != null) {
-            ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(READ_SIZE);
+            int size = READ_SIZE;
+            if (conn.seqpacket()) { // one message per read, whole
+                try {
+                    long next = UnixSocket.nextMessageSize(fd.intValue());
+                    if (next < 0) {
+                        return;
+                    }
+                    int most;
+                    synchronized (conn) {
+                        most = conn.peerBufAlloc;
+                    }
+                    if (next > most) {
+                        // the guest takes a message only whole, within its buffer: this one never could be
+                        LOG.warn("vsock: {}: a {}-byte message, the guest's buffer holds {}: reset", conn, next, most);
+                        closeNow();
+                        mux.hostFailed(conn);
+                        return;
+                    }
+                    size = (int) Math.max(next, 1);
+                } catch (NativeException e) {
+                    LOG.debug("vsock: {}: read: {}", conn, e.getMessage());
+                    gone();
+                    return;
+                }
+            }
+            ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(size);
             int n;
             try {
-                n = fd.readAddress(buf.memoryAddress(), 0, READ_SIZE);
+                n = fd.readAddress(buf.memoryAddress(), 0, size);
             } catch (IOException e) {
                 buf.release();
                 LOG.debug("vsock: {}: read: {}", conn, e.getMessage());

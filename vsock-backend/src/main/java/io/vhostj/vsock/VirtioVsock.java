@@ -33,6 +33,10 @@ public final class VirtioVsock {
     public static final int OP_CREDIT_UPDATE = 6;
     public static final int OP_CREDIT_REQUEST = 7;
 
+    /** RW flags of a SEQPACKET stream: the packet ends a message / ends a record (MSG_EOR). */
+    public static final int SEQ_EOM = 1;
+    public static final int SEQ_EOR = 2;
+
     /** SHUTDOWN flags: the sender will receive no more / send no more. */
     public static final int SHUTDOWN_RCV = 1;
     public static final int SHUTDOWN_SEND = 2;
@@ -58,12 +62,18 @@ public final class VirtioVsock {
     /** Writes a stream packet's header at {@code hdr} (native memory). */
     public static void putHeader(long hdr, long srcCid, long dstCid, int srcPort, int dstPort, int len, int op,
             int flags, int bufAlloc, int fwdCnt) {
+        putHeader(hdr, TYPE_STREAM, srcCid, dstCid, srcPort, dstPort, len, op, flags, bufAlloc, fwdCnt);
+    }
+
+    /** Writes a packet's header at {@code hdr} (native memory); {@code type} is TYPE_STREAM or TYPE_SEQPACKET. */
+    public static void putHeader(long hdr, int type, long srcCid, long dstCid, int srcPort, int dstPort, int len,
+            int op, int flags, int bufAlloc, int fwdCnt) {
         Native.putLong(hdr + SRC_CID, srcCid);
         Native.putLong(hdr + DST_CID, dstCid);
         Native.putInt(hdr + SRC_PORT, srcPort);
         Native.putInt(hdr + DST_PORT, dstPort);
         Native.putInt(hdr + LEN, len);
-        Native.putShort(hdr + TYPE, (short) TYPE_STREAM);
+        Native.putShort(hdr + TYPE, (short) type);
         Native.putShort(hdr + OP, (short) op);
         Native.putInt(hdr + FLAGS, flags);
         Native.putInt(hdr + BUF_ALLOC, bufAlloc);

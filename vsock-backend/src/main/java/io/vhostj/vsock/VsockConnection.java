@@ -24,6 +24,8 @@ final class VsockConnection {
     final int localPort; // the host end's port (CID 2)
     final int peerPort; // the guest end's port
     final int bufAlloc; // what we tell the guest we can hold for it
+    /** VirtioVsock.TYPE_STREAM or TYPE_SEQPACKET (messages: each host read or write is one). */
+    final int type;
     /** The host side: a netty channel or a passed descriptor; null until connected. */
     HostEnd host;
     State state;
@@ -50,11 +52,20 @@ final class VsockConnection {
     /** In the mux's ready queue. */
     boolean queued;
 
-    VsockConnection(int localPort, int peerPort, int bufAlloc, State state) {
+    /** SEQPACKET: the pieces of the guest's message so far (its RW packets until one says EOM). */
+    final ArrayDeque<ByteBuf> partial = new ArrayDeque<>();
+    int partialBytes;
+
+    VsockConnection(int localPort, int peerPort, int bufAlloc, State state, int type) {
         this.localPort = localPort;
         this.peerPort = peerPort;
         this.bufAlloc = bufAlloc;
         this.state = state;
+        this.type = type;
+    }
+
+    boolean seqpacket() {
+        return type == VirtioVsock.TYPE_SEQPACKET;
     }
 
     /** Bytes the guest can take now. */
@@ -78,6 +89,11 @@ final class VsockConnection {
         }
         toGuest.clear();
         toGuestBytes = 0;
+        for (ByteBuf b : partial) {
+            b.release();
+        }
+        partial.clear();
+        partialBytes = 0;
     }
 
     long key() {

@@ -14,7 +14,7 @@ import io.vhostj.vhostuser.virtq.DescriptorChain;
 
 /**
  * vhost-user-vsock: rx (0), tx (1) and event (2) queues, the guest's CID in config space.
- * Stream sockets only so far; the event queue's buffers are kept for a transport reset we never
+ * Stream and SEQPACKET sockets; the event queue's buffers are kept for a transport reset we never
  * send.
  */
 public final class VsockDevice implements VirtioDevice {
@@ -44,7 +44,12 @@ public final class VsockDevice implements VirtioDevice {
     @Override
     public long features() {
         return VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
-                | VirtioFeatures.bit(VirtioFeatures.RING_INDIRECT_DESC);
+                | VirtioFeatures.bit(VirtioFeatures.RING_INDIRECT_DESC) | VirtioFeatures.bit(VirtioVsock.F_SEQPACKET);
+    }
+
+    @Override
+    public void featuresAcked(long features) {
+        mux.featuresAcked(VirtioFeatures.has(features, VirtioVsock.F_SEQPACKET));
     }
 
     @Override

@@ -57,13 +57,16 @@ final class VsockMux implements AutoCloseable {
     static final int MAX_SIBLING_BYTES = 4 << 20;
     /** Bookkeeping a queued sibling packet costs beyond its header and payload. */
     private static final int SIBLING_OVERHEAD = 256;
+    /** The largest SEQPACKET message either way (below net.core.wmem_default, 208 KiB). */
+    static final int MAX_SEQPACKET_MESSAGE = 128 << 10;
     /** The largest payload a guest may put in one packet (Linux's VIRTIO_VSOCK_MAX_PKT_BUF_SIZE). */
     static final int MAX_PACKET_PAYLOAD = 64 << 10;
 
     /** A packet that carries no payload, waiting for an rx buffer; {@code cid} is its source. */
-    private record Control(int localPort, int peerPort, int op, int flags, VsockConnection conn, long cid) {
+    private record Control(int localPort, int peerPort, int op, int flags, VsockConnection conn, long cid, int type) {
+        /** A packet of {@code conn}'s, from the host. */
         Control(int localPort, int peerPort, int op, int flags, VsockConnection conn) {
-            this(localPort, peerPort, op, flags, conn, VirtioVsock.HOST_CID);
+            this(localPort, peerPort, op, flags, conn, VirtioVsock.HOST_CID, conn.type);
         }
     }
 
@@ -90,6 +93,8 @@ final class VsockMux implements AutoCloseable {
     private final ConcurrentLinkedQueue<SiblingPacket> fromSiblings = new ConcurrentLinkedQueue<>();
     /** Cost of the sibling packets waiting in this guest's queue. */
     private final java.util.concurrent.atomic.AtomicLong siblingQueued = new java.util.concurrent.atomic.AtomicLong();
+    /** Whether the guest's driver took VIRTIO_VSOCK_F_SEQPACKET. */
+    private volatile boolean seqpacket;
     /** Whether a driver runs the queues (siblings' packets are refused while not). */
     private volatile boolean guestUp;
     private final Path udsPath;
@@ -135,6 +140,11 @@ final class VsockMux implements AutoCloseable {
 
     java.util.Set<String> groups() {
         return groups;
+    }
+
+    /** The driver's features: SEQPACKET sockets are served only if it took them. */
+    void featuresAcked(boolean seqpacket) {
+        this.seqpacket = seqpacket;
     }
 
     /** A driver started the queues: siblings' packets are accepted from now on. */
@@ -215,7 +225,8 @@ final class VsockMux implements AutoCloseable {
                     c.conn().reportedFwdCnt = fwd;
                 }
             }
-            VirtioVsock.putHeader(hdr, c.cid(), guestCid, c.localPort(), c.peerPort(), 0, c.op(), c.flags(), bufAlloc, fwd);
+            VirtioVsock.putHeader(hdr, c.type(), c.cid(), guestCid, c.localPort(), c.peerPort(), 0, c.op(), c.flags(),
+                    c.conn() != null ? c.conn().bufAlloc : bufAlloc, fwd);
             chain.writeToChain(0, hdr, VirtioVsock.HDR_SIZE);
             return VirtioVsock.HDR_SIZE;
         }
@@ -245,6 +256,14 @@ final class VsockMux implements AutoCloseable {
                     continue;
                 }
                 int n = (int) Math.min(Math.min(room - VirtioVsock.HDR_SIZE, conn.peerCredit()), conn.toGuestBytes);
+                int flags = 0;
+                if (conn.seqpacket()) { // one message per packet at most; its last piece says so
+                    int left = conn.toGuest.peek().readableBytes();
+                    if (n >= left) {
+                        n = left;
+                        flags = VirtioVsock.SEQ_EOM | VirtioVsock.SEQ_EOR;
+                    }
+                }
                 long at = VirtioVsock.HDR_SIZE;
                 int left = n;
                 while (left > 0) {
@@ -261,7 +280,8 @@ final class VsockMux implements AutoCloseable {
                 conn.toGuestBytes -= n;
                 conn.txCnt += n;
                 conn.reportedFwdCnt = conn.fwdCnt;
-                header(hdr, conn.localPort, conn.peerPort, n, VirtioVsock.OP_RW, 0, conn.fwdCnt);
+                VirtioVsock.putHeader(hdr, conn.type, VirtioVsock.HOST_CID, guestCid, conn.localPort, conn.peerPort, n,
+                        VirtioVsock.OP_RW, flags, conn.bufAlloc, conn.fwdCnt);
                 chain.writeToChain(0, hdr, VirtioVsock.HDR_SIZE);
                 afterDelivery(conn);
                 return VirtioVsock.HDR_SIZE + n;
@@ -310,10 +330,6 @@ final class VsockMux implements AutoCloseable {
         return new Control(conn.localPort, conn.peerPort, VirtioVsock.OP_SHUTDOWN, conn.shutdownSent, conn);
     }
 
-    private void header(long hdr, int localPort, int peerPort, int len, int op, int flags, int fwdCnt) {
-        VirtioVsock.putHeader(hdr, VirtioVsock.HOST_CID, guestCid, localPort, peerPort, len, op, flags, bufAlloc, fwdCnt);
-    }
-
     private static void copyToChain(ByteBuf b, int n, DescriptorChain chain, long at) throws ChainException {
         if (b.hasMemoryAddress()) {
             chain.writeToChain(at, b.memoryAddress() + b.readerIndex(), n);
@@ -340,13 +356,14 @@ final class VsockMux implements AutoCloseable {
         rxWake.signal();
     }
 
-    private void rst(int localPort, int peerPort) {
-        send(new Control(localPort, peerPort, VirtioVsock.OP_RST, 0, null));
+    /** An RST from the host to a connection of {@code type}. */
+    private void rst(int type, int localPort, int peerPort) {
+        rst(type, VirtioVsock.HOST_CID, localPort, peerPort);
     }
 
     /** An RST that seems to come from {@code cid}: the guest matches replies by the CID it addressed. */
-    private void rst(long cid, int localPort, int peerPort) {
-        send(new Control(localPort, peerPort, VirtioVsock.OP_RST, 0, null, cid));
+    private void rst(int type, long cid, int localPort, int peerPort) {
+        send(new Control(localPort, peerPort, VirtioVsock.OP_RST, 0, null, cid, type));
     }
 
     private void markReady(VsockConnection conn) {
@@ -380,24 +397,26 @@ final class VsockMux implements AutoCloseable {
             }
             return;
         }
-        if (dstCid != VirtioVsock.HOST_CID || type != VirtioVsock.TYPE_STREAM) {
-            VsockMux to = siblings == null || type != VirtioVsock.TYPE_STREAM ? null : siblings.reachable(this, dstCid);
-            if (to != null && to.guestUp) {
-                toSibling(to, hdr, chain, op, dstCid, srcPort, dstPort, len);
+        boolean known = type == VirtioVsock.TYPE_STREAM || (type == VirtioVsock.TYPE_SEQPACKET && seqpacket);
+        int replyType = known ? type : VirtioVsock.TYPE_STREAM;
+        if (dstCid != VirtioVsock.HOST_CID || !known) {
+            VsockMux to = siblings == null || !known ? null : siblings.reachable(this, dstCid);
+            if (to != null && to.guestUp && (type == VirtioVsock.TYPE_STREAM || to.seqpacket)) {
+                toSibling(to, hdr, chain, op, type, dstCid, srcPort, dstPort, len);
             } else if (op != VirtioVsock.OP_RST) {
-                // nobody there, or not ours to reach, or no SEQPACKET yet; from the CID addressed if
-                // that could be another VM's (the guest matches the reply by it), else from the host
+                // nobody there, or not ours to reach, or a type not negotiated; from the CID
+                // addressed if that could be another VM's (the guest matches the reply by it)
                 boolean remote = dstCid > VirtioVsock.HOST_CID && dstCid != guestCid && dstCid <= 0xffff_ffffL;
-                rst(remote ? dstCid : VirtioVsock.HOST_CID, dstPort, srcPort);
+                rst(replyType, remote ? dstCid : VirtioVsock.HOST_CID, dstPort, srcPort);
             }
             return;
         }
         VsockConnection conn = connections.get(key(dstPort, srcPort));
-        if (conn == null) {
-            if (op == VirtioVsock.OP_REQUEST) {
-                connectToHost(dstPort, srcPort, hdr);
+        if (conn == null || conn.type != type) {
+            if (conn == null && op == VirtioVsock.OP_REQUEST) {
+                connectToHost(dstPort, srcPort, hdr, type);
             } else if (op != VirtioVsock.OP_RST) {
-                rst(dstPort, srcPort);
+                rst(type, dstPort, srcPort);
             }
             return;
         }
@@ -406,7 +425,7 @@ final class VsockMux implements AutoCloseable {
             conn.peerFwdCnt = Native.getInt(hdr + VirtioVsock.FWD_CNT);
             switch (op) {
                 case VirtioVsock.OP_RESPONSE -> established(conn);
-                case VirtioVsock.OP_RW -> forward(conn, chain, (int) len);
+                case VirtioVsock.OP_RW -> forward(conn, chain, (int) len, flags);
                 case VirtioVsock.OP_SHUTDOWN -> shutdownFromGuest(conn, flags);
                 case VirtioVsock.OP_RST -> close(conn, false);
                 case VirtioVsock.OP_CREDIT_UPDATE -> {
@@ -429,14 +448,14 @@ final class VsockMux implements AutoCloseable {
      * keep their own credit accounting end to end) into the sibling's queue, unless that queue
      * is full or the packet is not one a guest sends: then the sender hears an RST.
      */
-    private void toSibling(VsockMux to, long hdr, DescriptorChain chain, int op, long dstCid, int srcPort, int dstPort,
-            long len) throws ChainException {
+    private void toSibling(VsockMux to, long hdr, DescriptorChain chain, int op, int type, long dstCid, int srcPort,
+            int dstPort, long len) throws ChainException {
         // only RW carries payload; anything longer than a guest may send is refused, not buffered
         int payloadLen = op == VirtioVsock.OP_RW ? (int) Math.min(len, Integer.MAX_VALUE) : 0;
         long cost = VirtioVsock.HDR_SIZE + payloadLen + SIBLING_OVERHEAD;
         if (payloadLen > MAX_PACKET_PAYLOAD || to.siblingQueued.get() + cost > MAX_SIBLING_BYTES) {
             if (op != VirtioVsock.OP_RST) {
-                rst(dstCid, dstPort, srcPort);
+                rst(type, dstCid, dstPort, srcPort);
             }
             return;
         }
@@ -462,14 +481,39 @@ final class VsockMux implements AutoCloseable {
         to.rxWake.signal();
     }
 
-    /** The guest's REQUEST to host port {@code localPort}: connect {@code udsPath_localPort}. */
-    private void connectToHost(int localPort, int peerPort, long hdr) {
-        VsockConnection conn = new VsockConnection(localPort, peerPort, bufAlloc,
-                VsockConnection.State.CONNECTING_TO_HOST);
+    /**
+     * The guest's REQUEST to host port {@code localPort}: connect {@code udsPath_localPort}, a
+     * stream socket, or for SEQPACKET a SOCK_SEQPACKET one.
+     */
+    private void connectToHost(int localPort, int peerPort, long hdr, int type) {
+        VsockConnection conn = new VsockConnection(localPort, peerPort, bufAlloc(type),
+                VsockConnection.State.CONNECTING_TO_HOST, type);
         conn.peerBufAlloc = Native.getInt(hdr + VirtioVsock.BUF_ALLOC);
         conn.peerFwdCnt = Native.getInt(hdr + VirtioVsock.FWD_CNT);
-        connections.put(conn.key(), conn);
         String path = udsPath + "_" + localPort;
+        if (conn.seqpacket()) {
+            synchronized (conn) {
+                UnixSocket s = null;
+                try {
+                    s = UnixSocket.connectSeqpacket(Path.of(path));
+                    conn.host = new FdEnd(this, conn, (IoEventLoop) group.next(), s.fd(), null, false);
+                    s.release(); // the end owns it now
+                } catch (NativeException e) {
+                    LOG.debug("vsock: guest port {} -> {} (SEQPACKET): {}", peerPort, path, e.getMessage());
+                    if (s != null) {
+                        s.close();
+                    }
+                    rst(type, localPort, peerPort);
+                    return;
+                }
+                connections.put(conn.key(), conn);
+                conn.state = VsockConnection.State.ESTABLISHED;
+                send(new Control(localPort, peerPort, VirtioVsock.OP_RESPONSE, 0, conn));
+                conn.host.reading(true);
+            }
+            return;
+        }
+        connections.put(conn.key(), conn);
         new Bootstrap().group(group).channel(EpollDomainSocketChannel.class)
                 .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
                 .handler(new HostData(conn))
@@ -479,7 +523,7 @@ final class VsockMux implements AutoCloseable {
                             LOG.debug("vsock: guest port {} -> {}: {}", peerPort, path, f.cause().getMessage());
                             connections.remove(conn.key());
                             conn.state = VsockConnection.State.CLOSED;
-                            rst(localPort, peerPort);
+                            rst(conn.type, localPort, peerPort);
                             return;
                         }
                         if (conn.state == VsockConnection.State.CLOSED) { // the guest gave up meanwhile
@@ -514,9 +558,14 @@ final class VsockMux implements AutoCloseable {
         }
     }
 
-    /** RW: the payload goes to the host socket; the credit comes back as the socket takes it. */
-    private void forward(VsockConnection conn, DescriptorChain chain, int len) throws ChainException {
-        if (conn.state != VsockConnection.State.ESTABLISHED || len == 0) {
+    /**
+     * RW: the payload goes to the host socket; the credit comes back as the socket takes it. A
+     * SEQPACKET connection's pieces wait until the one that ends the message (EOM), then go as
+     * one message.
+     */
+    private void forward(VsockConnection conn, DescriptorChain chain, int len, int flags) throws ChainException {
+        boolean eom = conn.seqpacket() && (flags & VirtioVsock.SEQ_EOM) != 0;
+        if (conn.state != VsockConnection.State.ESTABLISHED || (len == 0 && !eom)) {
             return;
         }
         if (conn.unforwarded() + len > conn.bufAlloc) {
@@ -528,7 +577,7 @@ final class VsockMux implements AutoCloseable {
             close(conn, true);
             return;
         }
-        ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(len);
+        ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(Math.max(len, 1));
         try {
             if (buf.hasMemoryAddress()) {
                 chain.readFromChain(VirtioVsock.HDR_SIZE, buf.memoryAddress() + buf.writerIndex(), len);
@@ -549,7 +598,24 @@ final class VsockMux implements AutoCloseable {
             throw e;
         }
         conn.rxCnt += len;
-        conn.host.write(buf, () -> forwarded(conn, len));
+        if (!conn.seqpacket()) {
+            conn.host.write(buf, () -> forwarded(conn, len));
+            return;
+        }
+        conn.partial.add(buf);
+        conn.partialBytes += len;
+        if (!eom) {
+            return;
+        }
+        int size = conn.partialBytes;
+        ByteBuf message = conn.partial.size() == 1 ? conn.partial.poll()
+                : PooledByteBufAllocator.DEFAULT.directBuffer(Math.max(size, 1));
+        for (ByteBuf piece; (piece = conn.partial.poll()) != null; ) {
+            message.writeBytes(piece);
+            piece.release();
+        }
+        conn.partialBytes = 0;
+        conn.host.write(message, () -> forwarded(conn, size));
     }
 
     /** The host socket took {@code len} bytes: the guest gets its credit back, in steps. */
@@ -586,7 +652,7 @@ final class VsockMux implements AutoCloseable {
             conn.host.closeAfterWrites();
         }
         if (rst) {
-            rst(conn.localPort, conn.peerPort);
+            rst(conn.type, conn.localPort, conn.peerPort);
         }
     }
 
@@ -628,7 +694,7 @@ final class VsockMux implements AutoCloseable {
 
     /** A host program's {@code CONNECT <port>}: its socket becomes the stream, served by netty. */
     private void connectFromHost(IoEventLoop loop, UnixSocket socket, int port, ByteBuf rest) {
-        VsockConnection conn = newHostConnection(port);
+        VsockConnection conn = newHostConnection(port, VirtioVsock.TYPE_STREAM);
         EpollDomainSocketChannel ch = new EpollDomainSocketChannel(socket.release());
         ch.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
         ch.config().setAutoRead(false); // until the guest answers
@@ -654,7 +720,23 @@ final class VsockMux implements AutoCloseable {
      * the Unix connection it came on, gets the OK (and, with {@code keep}, lives as long as the stream).
      */
     private void passfdFromHost(IoEventLoop loop, UnixSocket control, int passed, int port, boolean keep) {
-        VsockConnection conn = newHostConnection(port);
+        int type = VirtioVsock.TYPE_STREAM;
+        try {
+            if ((io.vhostj.vhostuser.sys.Fd.fileMode(passed) & io.vhostj.vhostuser.sys.Fd.S_IFMT)
+                    == io.vhostj.vhostuser.sys.Fd.S_IFSOCK && UnixSocket.socketType(passed) == UnixSocket.SOCK_SEQPACKET) {
+                if (!seqpacket) {
+                    LOG.warn("vsock: passfd {}: a SOCK_SEQPACKET socket, and the guest's driver did not take "
+                            + "SEQPACKET: closed", port);
+                    Native.LIBC.close(passed);
+                    control.close();
+                    return;
+                }
+                type = VirtioVsock.TYPE_SEQPACKET; // messages, kept whole both ways
+            }
+        } catch (NativeException e) {
+            LOG.debug("vsock: passfd {}: {}", port, e.getMessage()); // not a socket's option: a stream
+        }
+        VsockConnection conn = newHostConnection(port, type);
         synchronized (conn) {
             try {
                 conn.host = new FdEnd(this, conn, loop, passed, control, keep);
@@ -689,8 +771,17 @@ final class VsockMux implements AutoCloseable {
         }
     }
 
+    /**
+     * The buf_alloc a connection of {@code type} offers the guest: the guest sends a SEQPACKET
+     * message only if it fits (else EMSGSIZE to its program), and the host socket must take it in
+     * one write, so it is kept within a Unix socket's default send buffer.
+     */
+    private int bufAlloc(int type) {
+        return type == VirtioVsock.TYPE_SEQPACKET ? Math.min(bufAlloc, MAX_SEQPACKET_MESSAGE) : bufAlloc;
+    }
+
     /** A host port for a host client's connection: one no live connection uses. */
-    private VsockConnection newHostConnection(int peerPort) {
+    private VsockConnection newHostConnection(int peerPort, int type) {
         while (true) {
             int p = nextPort.getAndIncrement();
             if (p < 1024 || p == -1) {
@@ -698,8 +789,8 @@ final class VsockMux implements AutoCloseable {
                 continue;
             }
             if (!connections.containsKey(key(p, peerPort))) {
-                VsockConnection conn = new VsockConnection(p, peerPort, bufAlloc,
-                        VsockConnection.State.CONNECTING_TO_GUEST);
+                VsockConnection conn = new VsockConnection(p, peerPort, bufAlloc(type),
+                        VsockConnection.State.CONNECTING_TO_GUEST, type);
                 conn.peerBufAlloc = 0; // the guest's RESPONSE tells
                 return conn;
             }

@@ -14,7 +14,12 @@ public final class UnixSocket extends Fd {
     public static final int MAX_FDS = 8;
 
     private static final int AF_UNIX = 1;
-    private static final int SOCK_STREAM = 1;
+    public static final int SOCK_STREAM = 1;
+    public static final int SOCK_SEQPACKET = 5;
+    private static final int SO_TYPE = 3;
+    private static final int MSG_PEEK = 0x2;
+    private static final int MSG_TRUNC = 0x20;
+    private static final int MSG_DONTWAIT = 0x40;
     private static final int SOCK_CLOEXEC = 0x80000;
     private static final int SOCK_NONBLOCK = 0x800;
     private static final int SOL_SOCKET = 1;
@@ -59,8 +64,17 @@ public final class UnixSocket extends Fd {
     }
 
     public static UnixSocket listen(Path path, int backlog) throws NativeException {
+        return listen(path, backlog, SOCK_STREAM);
+    }
+
+    /** A SOCK_SEQPACKET listener: each send is one message, kept whole. */
+    public static UnixSocket listenSeqpacket(Path path, int backlog) throws NativeException {
+        return listen(path, backlog, SOCK_SEQPACKET);
+    }
+
+    private static UnixSocket listen(Path path, int backlog, int type) throws NativeException {
         removeStaleSocket(path);
-        UnixSocket s = create();
+        UnixSocket s = create(type, 0);
         try {
             long addr = sockaddr(path);
             Native.check("bind(" + path + ")", Native.LIBC.bind(s.fd(), addr, SOCKADDR_UN_SIZE));
@@ -73,7 +87,19 @@ public final class UnixSocket extends Fd {
     }
 
     public static UnixSocket connect(Path path) throws NativeException {
-        UnixSocket s = create();
+        return connect(path, SOCK_STREAM, 0);
+    }
+
+    /**
+     * A non-blocking SOCK_SEQPACKET connection to {@code path}. A Unix connect does not wait:
+     * it succeeds at once, or fails (EAGAIN when the listener's backlog is full).
+     */
+    public static UnixSocket connectSeqpacket(Path path) throws NativeException {
+        return connect(path, SOCK_SEQPACKET, SOCK_NONBLOCK);
+    }
+
+    private static UnixSocket connect(Path path, int type, int flags) throws NativeException {
+        UnixSocket s = create(type, flags);
         try {
             long addr = sockaddr(path);
             Native.check("connect(" + path + ")", Native.LIBC.connect(s.fd(), addr, SOCKADDR_UN_SIZE));
@@ -266,9 +292,40 @@ public final class UnixSocket extends Fd {
         return CMSG_HDR + ((4 * fdCount + 7) & ~7);
     }
 
-    private static UnixSocket create() throws NativeException {
+    private static UnixSocket create(int type, int flags) throws NativeException {
         return new UnixSocket(Native.check("socket(AF_UNIX)",
-                Native.LIBC.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)));
+                Native.LIBC.socket(AF_UNIX, type | SOCK_CLOEXEC | flags, 0)));
+    }
+
+    /** The socket type of {@code fd} (SO_TYPE): {@link #SOCK_STREAM}, {@link #SOCK_SEQPACKET}, ... */
+    public static int socketType(int fd) throws NativeException {
+        long buf = Native.scratch();
+        Native.putInt(buf, 0);
+        Native.putInt(buf + 8, 4);
+        Native.check("getsockopt(SO_TYPE)", Native.LIBC.getsockopt(fd, SOL_SOCKET, SO_TYPE, buf, buf + 8));
+        return Native.getInt(buf);
+    }
+
+    /**
+     * The length of the next message waiting on a message socket, without taking it
+     * (MSG_PEEK|MSG_TRUNC); -1 when none waits; 0 at end of stream (or for an empty message).
+     */
+    public static long nextMessageSize(int fd) throws NativeException {
+        long msg = Native.scratch();
+        while (true) {
+            Native.zero(msg, MSGHDR_SIZE);
+            long rc = Native.LIBC.recvmsg(fd, msg, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+            if (rc >= 0) {
+                return rc;
+            }
+            int errno = Native.errno();
+            if (errno == Errno.EAGAIN) {
+                return -1;
+            }
+            if (errno != Errno.EINTR) {
+                throw new NativeException("recvmsg(MSG_PEEK)", errno);
+            }
+        }
     }
 
     private static long sockaddr(Path path) throws NativeException {
