@@ -27,6 +27,7 @@ import io.vhostj.vhostuser.memory.MemoryRegion;
 import io.vhostj.vhostuser.sys.Fd;
 import io.vhostj.vhostuser.sys.Memfd;
 import io.vhostj.vhostuser.sys.Native;
+import io.vhostj.vhostuser.sys.UnixSocket;
 import io.vhostj.vhostuser.virtq.ChainException;
 import io.vhostj.vhostuser.virtq.DescriptorChain;
 import io.vhostj.vhostuser.virtq.QueueBrokenException;
@@ -35,7 +36,7 @@ import io.vhostj.vhostuser.virtq.SplitQueue;
 /**
  * A guest that sends vsock packets of its own making on the tx queue, several per input, into
  * one VM's mux with a real host side: a host listener at {@code <uds>_6000} accepts what the
- * guest asks for. Each packet is one chain whose shape and bytes come from the fuzzer.
+ * guest asks for, and a SOCK_SEQPACKET one at {@code <uds>_6001} (the guest took SEQPACKET). Each packet is one chain whose shape and bytes come from the fuzzer.
  *
  * <pre>
  * repeated:
@@ -63,6 +64,8 @@ public class VsockPacketFuzzTest {
     private static EventLoopGroup group;
     private static VsockMux mux;
     private static ServerSocketChannel hostListener;
+    private static UnixSocket seqpacketListener;
+    private static final java.util.Queue<UnixSocket> SEQ_ACCEPTED = new java.util.concurrent.ConcurrentLinkedQueue<>();
     private static Thread acceptor;
     /** What the host listener accepted for the current input; closed after it. */
     private static final java.util.Queue<SocketChannel> ACCEPTED = new java.util.concurrent.ConcurrentLinkedQueue<>();
@@ -79,6 +82,19 @@ public class VsockPacketFuzzTest {
         group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         mux = new VsockMux(GUEST_CID, dir.resolve("v.sock"), BUF_ALLOC, group);
         mux.listen();
+        mux.featuresAcked(true);
+        seqpacketListener = UnixSocket.listenSeqpacket(dir.resolve("v.sock_6001"), 64);
+        Thread seqAcceptor = new Thread(() -> {
+            while (true) {
+                try {
+                    SEQ_ACCEPTED.add(seqpacketListener.accept()); // held open, never read
+                } catch (IOException e) {
+                    return;
+                }
+            }
+        }, "fuzz-seqpacket-listener");
+        seqAcceptor.setDaemon(true);
+        seqAcceptor.start();
         hostListener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         hostListener.bind(UnixDomainSocketAddress.of(dir.resolve("v.sock_6000")));
         acceptor = new Thread(() -> {
@@ -99,6 +115,8 @@ public class VsockPacketFuzzTest {
         mux.close();
         group.shutdownGracefully().syncUninterruptibly();
         hostListener.close();
+        seqpacketListener.shutdown();
+        seqpacketListener.close();
         region.close();
         ram.close();
         try (var files = Files.list(dir)) {
@@ -139,6 +157,10 @@ public class VsockPacketFuzzTest {
             SocketChannel c;
             while ((c = ACCEPTED.poll()) != null) {
                 c.close();
+            }
+            UnixSocket u;
+            while ((u = SEQ_ACCEPTED.poll()) != null) {
+                u.close();
             }
         }
     }
@@ -184,7 +206,8 @@ public class VsockPacketFuzzTest {
             // from the host, or (an RST to a packet for another CID) from that CID, never the guest's own
             if (src < VirtioVsock.HOST_CID || src > 0xffff_ffffL || src == GUEST_CID
                     || Native.getLong(hdr + VirtioVsock.DST_CID) != GUEST_CID
-                    || Native.getShort(hdr + VirtioVsock.TYPE) != VirtioVsock.TYPE_STREAM) {
+                    || (Native.getShort(hdr + VirtioVsock.TYPE) != VirtioVsock.TYPE_STREAM
+                            && Native.getShort(hdr + VirtioVsock.TYPE) != VirtioVsock.TYPE_SEQPACKET)) {
                 throw new AssertionError("rx packet with a wrong address or type");
             }
             Thread.onSpinWait();
@@ -204,19 +227,28 @@ public class VsockPacketFuzzTest {
         s.put("request-nobody-listens", packet(VirtioVsock.OP_REQUEST, 7, 4999, 0, new byte[0]));
         byte[] big = packet(VirtioVsock.OP_RW, 1234, 6000, 0, new byte[200]);
         ByteBuffer.wrap(big).order(ByteOrder.LITTLE_ENDIAN).putInt(5 + VirtioVsock.LEN, 100_000); // len lies (after 5 bytes of chain shape)
+        s.put("seqpacket-request-pieces-eom", concat(
+                packet(VirtioVsock.TYPE_SEQPACKET, VirtioVsock.OP_REQUEST, 1235, 6001, 0, new byte[0]),
+                packet(VirtioVsock.TYPE_SEQPACKET, VirtioVsock.OP_RW, 1235, 6001, 0, "half ".getBytes()),
+                packet(VirtioVsock.TYPE_SEQPACKET, VirtioVsock.OP_RW, 1235, 6001, VirtioVsock.SEQ_EOM, "whole".getBytes()),
+                packet(VirtioVsock.OP_RW, 1235, 6001, 0, "stream on a seqpacket pair".getBytes())));
         s.put("len-beyond-chain", concat(packet(VirtioVsock.OP_REQUEST, 1234, 6000, 0, new byte[0]), big));
         return s;
     }
 
-    /** One packet as a single readable descriptor of header + payload. */
+    /** One stream packet as a single readable descriptor of header + payload. */
     static byte[] packet(int op, int srcPort, int dstPort, int flags, byte[] payload) {
+        return packet(VirtioVsock.TYPE_STREAM, op, srcPort, dstPort, flags, payload);
+    }
+
+    static byte[] packet(int type, int op, int srcPort, int dstPort, int flags, byte[] payload) {
         int length = VirtioVsock.HDR_SIZE + payload.length;
         ByteBuffer b = ByteBuffer.allocate(5 + length).order(ByteOrder.LITTLE_ENDIAN);
         b.put((byte) 0); // one descriptor
         b.putShort((short) length).put((byte) 0);
         b.put((byte) Math.min(255, length));
         b.putLong(GUEST_CID).putLong(VirtioVsock.HOST_CID).putInt(srcPort).putInt(dstPort).putInt(payload.length)
-                .putShort((short) VirtioVsock.TYPE_STREAM).putShort((short) op).putInt(flags).putInt(64 * 1024).putInt(0);
+                .putShort((short) type).putShort((short) op).putInt(flags).putInt(64 * 1024).putInt(0);
         b.put(payload);
         return b.array();
     }

@@ -43,7 +43,9 @@ import io.vhostj.vhostuser.sys.UnixSocket;
  * a host program listening on {@code UDS_6000}. A CONNECT to a port nobody listens on is closed
  * without an OK. Finally the guest is killed mid-transfer: the host connections are closed, and
  * the backend lives on without an exception. Kata's passfd: a passed socket carries an echo, a
- * passed FIFO a guest program's whole output. One boot for all of it.
+ * passed FIFO a guest program's whole output. SEQPACKET both ways: the guest's message reaches a
+ * SOCK_SEQPACKET listener at {@code UDS_6001}, and a passed SOCK_SEQPACKET socket reaches a guest's
+ * SEQPACKET echo, messages whole. One boot for all of it.
  */
 @Tag("e2e")
 class GuestVsockIT {
@@ -52,6 +54,8 @@ class GuestVsockIT {
     private static final int NOBODY_PORT = 4999;
     private static final int HOST_PORT = 6000;
     private static final int STDOUT_PORT = 5002;
+    private static final int SEQPACKET_PORT = 5003;
+    private static final int HOST_SEQPACKET_PORT = 6001;
     private static final int STDOUT_LINES = 20000;
     private static final long PASSFD_BYTES = 4L << 20;
     /** The one big echo (the issue asks for 64 MiB; TCG makes it the slow part of this test). */
@@ -83,11 +87,15 @@ class GuestVsockIT {
                 "socat VSOCK-LISTEN:" + ECHO_PORT + ",fork,backlog=128 EXEC:cat &",
                 // a container's stdout, as Kata's agent would write it: what passfd's FIFO must carry
                 "socat VSOCK-LISTEN:" + STDOUT_PORT + ",fork SYSTEM:'seq 1 " + STDOUT_LINES + "' &",
+                // SEQPACKET: an echo of messages, and one message to the host's SOCK_SEQPACKET listener
+                "socat VSOCK-LISTEN:" + SEQPACKET_PORT + ",socktype=5,fork EXEC:cat &",
                 "sleep 1",
                 // guest -> host: the write side stays open until the host has answered
                 "reply=$( { echo hello-from-guest; sleep 3; } | socat - VSOCK-CONNECT:2:" + HOST_PORT + " )"
                         + " || echo \"GUEST-CONNECT-FAILED $?\"",
                 "echo \"GUEST-GOT: $reply\"",
+                "echo seqpacket-from-guest | socat - VSOCK-CONNECT:2:" + HOST_SEQPACKET_PORT + ",socktype=5"
+                        + " || echo \"GUEST-SEQPACKET-FAILED $?\"",
                 "echo VSOCK-READY",
                 "sleep 600", // the test kills the guest (check 5)
                 "");
@@ -102,6 +110,14 @@ class GuestVsockIT {
             server.bind(UnixDomainSocketAddress.of(hostListener));
             backend = BackendProcess.start(sock, dir.resolve("vsock.log"), "vsock", "--guest-cid",
                     String.valueOf(GUEST_CID), "--socket-path", sock.toString(), "--uds-path", uds.toString());
+            UnixSocket seqListener = UnixSocket.listenSeqpacket(Path.of(uds + "_" + HOST_SEQPACKET_PORT), 4);
+            Future<String> seqFromGuest = pool.submit(() -> {
+                try (UnixSocket c = seqListener.accept()) {
+                    return receiveMessage(c);
+                } finally {
+                    seqListener.close();
+                }
+            });
             Future<String[]> fromGuest = pool.submit(() -> {
                 try (SocketChannel ch = server.accept()) {
                     String line = readLine(ch);
@@ -120,6 +136,9 @@ class GuestVsockIT {
             assertEquals("", got[1], "nothing after the guest's line, then the connection closed" + diag());
             assertTrue(guest.console().contains("GUEST-GOT: hello-from-host"), "the guest read the host's answer"
                     + diag());
+            // SEQPACKET, guest -> host: CID 2 port 6001 is the SOCK_SEQPACKET listener at UDS_6001
+            assertEquals("seqpacket-from-guest\n", await(seqFromGuest, STEP_SECONDS, "the guest's SEQPACKET message"),
+                    "one message, whole" + diag());
 
             // host -> guest, a first small echo
             byte[] ping = "ping\n".getBytes(StandardCharsets.US_ASCII);
@@ -277,8 +296,28 @@ class GuestVsockIT {
             }
             assertEquals(expected.toString(), new String(await(stdout, STEP_SECONDS, "the guest's output through a "
                     + "passed FIFO, to EOF"), StandardCharsets.US_ASCII), "the FIFO got the guest's whole output" + diag());
+            // SEQPACKET, host -> guest: a passed SOCK_SEQPACKET socket reaches the guest's SEQPACKET echo
+            Path pairPath = dir.resolve("pair.sock");
+            try (UnixSocket pairListener = UnixSocket.listenSeqpacket(pairPath, 1);
+                    UnixSocket mine = UnixSocket.connectSeqpacket(pairPath);
+                    UnixSocket theirs = pairListener.accept();
+                    UnixSocket control = HybridVsockClient.passfd(uds, theirs.fd(), String.valueOf(SEQPACKET_PORT))) {
+                theirs.close();
+                String ok = HybridVsockClient.readLine(control, (int) TimeUnit.SECONDS.toMillis(STEP_SECONDS));
+                assertTrue(ok != null && ok.matches("OK \\d+\n"), "passfd (SEQPACKET) answered '" + ok + "'" + diag());
+                for (String m : new String[] {"first message", "second, longer message"}) {
+                    byte[] b = m.getBytes(StandardCharsets.US_ASCII);
+                    long buf = Native.allocate(b.length);
+                    Native.copyFromArray(b, 0, buf, b.length);
+                    mine.send(buf, b.length, null, 0);
+                    Native.free(buf);
+                    assertEquals(m, await(pool.submit(() -> receiveMessage(mine)), STEP_SECONDS,
+                            "the SEQPACKET echo of '" + m + "'"), "echoed as one message" + diag());
+                }
+            }
             System.out.printf("GuestVsockIT: passfd: %d MiB echoed through a passed socket, %d lines through a passed"
-                    + " FIFO, in %.1f s%n", PASSFD_BYTES >> 20, STDOUT_LINES, (System.nanoTime() - t0) / 1e9);
+                    + " FIFO, SEQPACKET messages echoed, in %.1f s%n", PASSFD_BYTES >> 20, STDOUT_LINES,
+                    (System.nanoTime() - t0) / 1e9);
 
             // 5. the guest dies mid-transfer: its host connections are closed, the backend lives on
             SocketChannel busy = await(pool.submit(() -> connect(uds, ECHO_PORT)), STEP_SECONDS, "CONNECT " + ECHO_PORT);
@@ -389,6 +428,22 @@ class GuestVsockIT {
         } catch (IOException e) {
             ch.close();
             throw e;
+        }
+    }
+
+    /** One message off a SOCK_SEQPACKET socket (waits up to STEP_SECONDS for it). */
+    private static String receiveMessage(UnixSocket s) throws IOException {
+        if (!io.vhostj.vhostuser.sys.Poll.readable(s.fd(), (int) TimeUnit.SECONDS.toMillis(STEP_SECONDS))) {
+            throw new IOException("no message within " + STEP_SECONDS + " s");
+        }
+        long buf = Native.allocate(65536);
+        try {
+            int n = s.receive(buf, 65536, new int[1]);
+            byte[] b = new byte[n];
+            Native.copyToArray(buf, b, 0, n);
+            return new String(b, StandardCharsets.US_ASCII);
+        } finally {
+            Native.free(buf);
         }
     }
 
