@@ -3,7 +3,8 @@
 # ('vhostj bench vsock'), next to a plain Unix-socket copy on the same machine (the ceiling).
 #   scripts/bench-vsock.sh [--runtime S] [--out FILE.md]
 # Rows: host->guest and guest->host at 64 KiB and 4 KiB writes (the guest's rx buffers are
-# 4 KiB, as Linux posts them), connection setup both ways (p50/p99), Unix socket at both sizes.
+# 4 KiB, as Linux posts them), through CONNECT sockets and through passfd FIFOs (Kata's stdio),
+# connection setup both ways (p50/p99), Unix socket at both sizes.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 runtime=5; out=
@@ -11,7 +12,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --runtime) runtime=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-vsock: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +33,7 @@ for _ in $(seq 400); do [[ -S "$work/vhost.sock" ]] && break; sleep 0.05; done
 bench() { "$ROOT/bin/vhostj" bench vsock --socket "$work/vhost.sock" --uds-path "$work/v.sock" --runtime "$runtime" --json "$@"; }
 {
   for bs in 64k 4k; do
-    for op in h2g g2h unix; do bench --op "$op" --bs "$bs"; done
+    for op in h2g g2h h2g-passfd g2h-passfd unix; do bench --op "$op" --bs "$bs"; done
   done
   bench --op connect
 } | tee "$work/results.jsonl" >&2
@@ -40,7 +41,9 @@ table=$(python3 - "$work/results.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 unix = {r['bs']: r['mib_s'] for r in rows if r['op'] == 'unix'}
-name = {'h2g': 'host → guest', 'g2h': 'guest → host', 'unix': 'plain Unix socket (ceiling)'}
+name = {'h2g': 'host → guest (CONNECT socket)', 'g2h': 'guest → host (socket at `<uds>_6000`)',
+        'h2g-passfd': 'host → guest (passfd: a FIFO the backend reads)',
+        'g2h-passfd': 'guest → host (passfd: a FIFO the backend writes)', 'unix': 'plain Unix socket (ceiling)'}
 print("| path | write size | MiB/s | of the Unix-socket ceiling |")
 print("|---|---:|---:|---:|")
 for r in rows:

@@ -23,8 +23,9 @@ import picocli.CommandLine.Option;
  * {@code vhostj bench vsock}: a vhost-user-vsock backend's hybrid vsock driven through vhostj's
  * frontend acting as the guest driver. h2g: a host program writes into {@code CONNECT 5000},
  * the "guest" takes it from its rx buffers; g2h: the "guest" writes to CID 2 port 6000, a host
- * program reads {@code <uds-path>_6000}; connect: connection setup both ways; unix: the same
- * copy through a plain Unix socket, the ceiling.
+ * program reads {@code <uds-path>_6000}; h2g-passfd / g2h-passfd: the same with Kata's passfd,
+ * the host end a FIFO the backend reads or writes itself (a container's stdin / stdout);
+ * connect: connection setup both ways; unix: the same copy through a plain Unix socket, the ceiling.
  */
 @Command(name = "vsock", mixinStandardHelpOptions = true,
         description = "Drive a hybrid-vsock backend (vhostj vsock) as its guest and print MiB/s, or connection "
@@ -37,7 +38,7 @@ public final class VsockBench implements Callable<Integer> {
     Path udsPath;
 
     @Option(names = "--op", defaultValue = "h2g", paramLabel = "OP",
-            description = "h2g, g2h, connect or unix. Default: ${DEFAULT-VALUE}.")
+            description = "h2g, g2h, h2g-passfd, g2h-passfd, connect or unix. Default: ${DEFAULT-VALUE}.")
     String op;
 
     @Option(names = "--bs", defaultValue = "64k", paramLabel = "SIZE",
@@ -66,8 +67,8 @@ public final class VsockBench implements Callable<Integer> {
             if (blockSize < 1 || blockSize > VsockClient.MAX_TX_PAYLOAD) {
                 throw new IllegalArgumentException("--bs: 1 to 64k");
             }
-            if (!op.matches("h2g|g2h|connect|unix")) {
-                throw new IllegalArgumentException("--op must be h2g, g2h, connect or unix");
+            if (!op.matches("h2g|g2h|h2g-passfd|g2h-passfd|connect|unix")) {
+                throw new IllegalArgumentException("--op must be h2g, g2h, h2g-passfd, g2h-passfd, connect or unix");
             }
             if (!op.equals("unix") && (socket == null || udsPath == null)) {
                 throw new IllegalArgumentException("--socket and --uds-path are needed for --op " + op);
@@ -81,8 +82,10 @@ public final class VsockBench implements Callable<Integer> {
         }
         try {
             String result = switch (op) {
-                case "h2g" -> hostToGuest(blockSize);
-                case "g2h" -> guestToHost(blockSize);
+                case "h2g" -> hostToGuest(blockSize, false);
+                case "g2h" -> guestToHost(blockSize, false);
+                case "h2g-passfd" -> hostToGuest(blockSize, true);
+                case "g2h-passfd" -> guestToHost(blockSize, true);
                 case "connect" -> connectLatency();
                 default -> unixCeiling(blockSize);
             };
@@ -106,16 +109,16 @@ public final class VsockBench implements Callable<Integer> {
         return String.format(Locale.ROOT, "%s bs=%s: %.1f MiB/s (%d bytes in %.1f s)", op, bs, mibs, bytes, nanos / 1e9);
     }
 
-    /** The socket {@link #startWriter} writes into, opened on its thread. */
+    /** The channel {@link #startWriter} writes into, opened on its thread. */
     @FunctionalInterface
     private interface Opener {
-        SocketChannel open() throws IOException;
+        java.nio.channels.WritableByteChannel open() throws IOException;
     }
 
     /** A daemon thread that writes {@code blockSize} chunks into what {@code opener} gives until interrupted. */
     private static Thread startWriter(String name, Opener opener, int blockSize) {
         Thread writer = new Thread(() -> {
-            try (SocketChannel c = opener.open()) {
+            try (java.nio.channels.WritableByteChannel c = opener.open()) {
                 ByteBuffer chunk = ByteBuffer.allocateDirect(blockSize);
                 while (!Thread.currentThread().isInterrupted()) {
                     chunk.clear();
@@ -130,12 +133,38 @@ public final class VsockBench implements Callable<Integer> {
         return writer;
     }
 
-    /** A host program writes into CONNECT 5000; the guest takes the bytes and returns credit. */
-    private String hostToGuest(int blockSize) throws Exception {
+    /**
+     * A host program writes into CONNECT 5000 (passfd: into a FIFO whose read end it passed for
+     * port 5000); the guest takes the bytes and returns credit.
+     */
+    private String hostToGuest(int blockSize, boolean passfd) throws Exception {
+        Path fifo = passfd ? mkfifo() : null;
         try (VsockClient guest = VsockClient.connect(socket, 256, rxBuf)) {
             AtomicLong received = new AtomicLong();
             int[] fwd = new int[2]; // fwd_cnt, reported
-            Thread writer = startWriter("bench-host-writer", () -> hostConnect(GUEST_PORT), blockSize);
+            Thread writer;
+            if (passfd) {
+                int readEnd = Native.LIBC.open(fifo.toString(), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+                if (readEnd < 0) {
+                    throw new IOException("open " + fifo + ": errno " + Native.errno());
+                }
+                // the OK comes once the guest answers, in the loop below: a thread waits for it
+                Thread passer = new Thread(() -> {
+                    try (io.vhostj.vhostuser.sys.UnixSocket control = HybridVsockClient.passfd(udsPath, readEnd,
+                            String.valueOf(GUEST_PORT))) {
+                        Native.LIBC.close(readEnd);
+                        HybridVsockClient.readLine(control, 10_000);
+                    } catch (IOException e) {
+                        System.err.println("vhostj bench vsock: passfd: " + e.getMessage());
+                    }
+                }, "bench-passfd");
+                passer.setDaemon(true);
+                passer.start();
+                writer = startWriter("bench-host-writer", () -> java.nio.channels.FileChannel.open(fifo,
+                        java.nio.file.StandardOpenOption.WRITE), blockSize);
+            } else {
+                writer = startWriter("bench-host-writer", () -> hostConnect(GUEST_PORT), blockSize);
+            }
             long start = 0;
             long end = Long.MAX_VALUE;
             while (System.nanoTime() < end) {
@@ -162,19 +191,49 @@ public final class VsockBench implements Callable<Integer> {
             long took = System.nanoTime() - start;
             writer.interrupt();
             return throughput(received.get(), took, blockSize);
+        } finally {
+            removeFifo(fifo);
         }
     }
 
-    /** The guest writes to CID 2 port 6000 within its credit; a host program reads and counts. */
-    private String guestToHost(int blockSize) throws Exception {
+    private static final int O_RDONLY = 0;
+    private static final int O_WRONLY = 1;
+    private static final int O_NONBLOCK = 0x800;
+    private static final int O_CLOEXEC = 0x80000;
+
+    private static Path mkfifo() throws IOException, InterruptedException {
+        Path dir = Files.createTempDirectory("vhostj-bench-fifo");
+        Path fifo = dir.resolve("fifo");
+        if (new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start().waitFor() != 0) {
+            throw new IOException("mkfifo " + fifo + " failed");
+        }
+        return fifo;
+    }
+
+    private static void removeFifo(Path fifo) throws IOException {
+        if (fifo != null) {
+            Files.deleteIfExists(fifo);
+            Files.deleteIfExists(fifo.getParent());
+        }
+    }
+
+    /**
+     * The guest writes to CID 2 port 6000 within its credit; a host program reads and counts.
+     * passfd: the host program passed a FIFO's write end for the guest's port 5000 and reads the
+     * FIFO.
+     */
+    private String guestToHost(int blockSize, boolean passfd) throws Exception {
         Path listenAt = Path.of(udsPath + "_" + HOST_PORT);
         Files.deleteIfExists(listenAt);
+        Path fifo = passfd ? mkfifo() : null;
         try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
                 VsockClient guest = VsockClient.connect(socket, 256, rxBuf)) {
             server.bind(UnixDomainSocketAddress.of(listenAt));
             AtomicLong read = new AtomicLong();
             Thread reader = new Thread(() -> {
-                try (SocketChannel c = server.accept()) {
+                try (java.nio.channels.ReadableByteChannel c = passfd
+                        ? java.nio.channels.FileChannel.open(fifo, java.nio.file.StandardOpenOption.READ)
+                        : server.accept()) {
                     ByteBuffer b = ByteBuffer.allocateDirect(256 * 1024);
                     while (c.read(b) >= 0) {
                         read.addAndGet(b.position());
@@ -199,8 +258,36 @@ public final class VsockBench implements Callable<Integer> {
                 }
             };
             int localPort = 40000;
-            guest.send(VirtioVsock.OP_REQUEST, localPort, HOST_PORT, 0, BUF_ALLOC, 0, 0, 0);
+            int hostPort = HOST_PORT;
+            io.vhostj.vhostuser.sys.UnixSocket control = null;
             long connectBy = System.nanoTime() + 5_000_000_000L;
+            if (passfd) {
+                int writeEnd = Native.LIBC.open(fifo.toString(), O_WRONLY | O_CLOEXEC, 0); // the reader has it open
+                if (writeEnd < 0) {
+                    throw new IOException("open " + fifo + ": errno " + Native.errno());
+                }
+                control = HybridVsockClient.passfd(udsPath, writeEnd, String.valueOf(GUEST_PORT));
+                Native.LIBC.close(writeEnd);
+                localPort = GUEST_PORT;
+                int[] request = {0};
+                while (request[0] == 0) { // the backend's REQUEST for the guest's port, answered at once
+                    guest.pollRx((hdr, payload, len) -> {
+                        if ((Native.getShort(hdr + VirtioVsock.OP) & 0xffff) == VirtioVsock.OP_REQUEST) {
+                            request[0] = Native.getInt(hdr + VirtioVsock.SRC_PORT);
+                            peer[0] = Native.getInt(hdr + VirtioVsock.BUF_ALLOC);
+                            peer[1] = Native.getInt(hdr + VirtioVsock.FWD_CNT);
+                        }
+                    });
+                    if (System.nanoTime() > connectBy) {
+                        throw new IllegalStateException("no REQUEST from the backend after passfd");
+                    }
+                }
+                hostPort = request[0];
+                guest.send(VirtioVsock.OP_RESPONSE, localPort, hostPort, 0, BUF_ALLOC, 0, 0, 0);
+                peer[2] = 1;
+            } else {
+                guest.send(VirtioVsock.OP_REQUEST, localPort, HOST_PORT, 0, BUF_ALLOC, 0, 0, 0);
+            }
             while (peer[2] == 0) {
                 guest.pollRx(credit);
                 if (System.nanoTime() > connectBy) {
@@ -219,7 +306,7 @@ public final class VsockBench implements Callable<Integer> {
                     int room = peer[0] - (txCnt - peer[1]);
                     if (room > 0) {
                         int n = Math.min(room, blockSize);
-                        guest.send(VirtioVsock.OP_RW, localPort, HOST_PORT, 0, BUF_ALLOC, 0, data, n);
+                        guest.send(VirtioVsock.OP_RW, localPort, hostPort, 0, BUF_ALLOC, 0, data, n);
                         txCnt += n;
                     }
                     if (startBytes < 0 && System.nanoTime() > rampEnd) {
@@ -230,11 +317,15 @@ public final class VsockBench implements Callable<Integer> {
                 }
                 long took = System.nanoTime() - start;
                 long bytes = read.get() - startBytes;
-                guest.send(VirtioVsock.OP_RST, localPort, HOST_PORT, 0, BUF_ALLOC, 0, 0, 0);
+                guest.send(VirtioVsock.OP_RST, localPort, hostPort, 0, BUF_ALLOC, 0, 0, 0);
                 return throughput(bytes, took, blockSize);
             } finally {
                 Native.free(data);
                 Files.deleteIfExists(listenAt);
+                if (control != null) {
+                    control.close();
+                }
+                removeFifo(fifo);
             }
         }
     }

@@ -26,6 +26,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import io.vhostj.bench.HybridVsockClient;
 import io.vhostj.bench.VsockClient;
 import io.vhostj.vhostuser.sys.Native;
 import io.vhostj.vhostuser.sys.Poll;

@@ -31,7 +31,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import io.vhostj.tests.BackendProcess;
-import io.vhostj.tests.HybridVsockClient;
+import io.vhostj.bench.HybridVsockClient;
 import io.vhostj.vhostuser.sys.Native;
 import io.vhostj.vhostuser.sys.UnixSocket;
 

@@ -1,4 +1,4 @@
-package io.vhostj.tests;
+package io.vhostj.bench;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
