@@ -21,12 +21,16 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code vhostj vsock}: vhost-user-vsock with hybrid vsock on the host (issue 5, in progress). */
+/** {@code vhostj vsock}: vhost-user-vsock with hybrid vsock on the host (CONNECT, passfd, stream and SEQPACKET). */
 @Command(name = "vhostj vsock", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"vhost-user-vsock backend with hybrid vsock (Firecracker's and Cloud Hypervisor's convention):",
             "a host program connects to --uds-path and writes 'CONNECT <port>\\n' to reach the guest's port",
             "(answered 'OK <host port>\\n'); a guest connection to CID 2 port P reaches the Unix socket",
-            "listening at <uds-path>_P. Stream sockets. One VM, or several with --vm.",
+            "listening at <uds-path>_P. Kata's fd passthrough: 'passfd\\n', then '<port>[ keep]' with a FIFO,",
+            "socket or tty in SCM_RIGHTS, answered 'OK <host port>\\n'; the backend then reads and writes that",
+            "descriptor itself (keep: the Unix connection stays open until the stream ends). Stream and SEQPACKET",
+            "sockets: a guest's SEQPACKET connection reaches a SOCK_SEQPACKET listener at <uds-path>_P, and a",
+            "passfd of a SOCK_SEQPACKET socket reaches a guest's SEQPACKET port. One VM, or several with --vm.",
             "QEMU side: -chardev socket,id=c0,path=SOCK -device vhost-user-vsock-pci,chardev=c0"})
 public final class VsockMain implements Callable<Integer> {
     @Mixin
