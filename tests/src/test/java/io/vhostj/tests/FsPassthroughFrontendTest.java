@@ -16,6 +16,7 @@ import io.vhostj.bench.FuseClient;
 import io.vhostj.fs.FsDevice;
 import io.vhostj.fs.FsOptions;
 import io.vhostj.fs.Fuse;
+import io.vhostj.fs.XattrMap;
 import io.vhostj.vhostuser.sys.Errno;
 import io.vhostj.vhostuser.sys.Native;
 
@@ -413,6 +414,123 @@ class FsPassthroughFrontendTest {
             assertEquals(-Errno.ENOSYS, c.request(Fuse.GETXATTR, node, Fuse.GETXATTR_IN_SIZE + name.length, 64, TIMEOUT));
             Native.zero(a, Fuse.GETXATTR_IN_SIZE);
             assertEquals(-Errno.ENOSYS, c.request(Fuse.LISTXATTR, node, Fuse.GETXATTR_IN_SIZE, 64, TIMEOUT));
+        }
+    }
+
+    /** LISTXATTR with {@code size} (0: the length probe): the names, or the length as "#n", or the error as "!n". */
+    private static String listXattrs(FuseClient c, long node, int size) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        Native.zero(a, Fuse.GETXATTR_IN_SIZE);
+        Native.putInt(a + Fuse.GETXATTR_SIZE_BYTES, size);
+        int rc = c.request(Fuse.LISTXATTR, node, Fuse.GETXATTR_IN_SIZE, 16 + Math.max(size, 8), TIMEOUT);
+        if (rc != 0) {
+            return "!" + -rc;
+        }
+        if (size == 0) {
+            return "#" + Native.getInt(c.out() + 16);
+        }
+        byte[] list = new byte[c.replyLength() - 16];
+        Native.copyToArray(c.out() + 16, list, 0, list.length);
+        return new String(list, StandardCharsets.UTF_8);
+    }
+
+    private static int removeXattr(FuseClient c, long node, String name) throws Exception {
+        byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
+        Native.copyFromArray(n, 0, c.in() + Fuse.IN_HEADER_SIZE, n.length);
+        return c.request(Fuse.REMOVEXATTR, node, n.length, 16, TIMEOUT);
+    }
+
+    /** The xattrs of host file {@code file} as the host sees them, name=value, in the host's order. */
+    private static List<String> hostXattrs(Path file) throws Exception {
+        long buf = Native.allocate(8192);
+        try (io.vhostj.vhostuser.sys.Fd fd = io.vhostj.vhostuser.sys.FileIo.open(file,
+                io.vhostj.vhostuser.sys.FileIo.O_RDONLY)) {
+            int n = io.vhostj.vhostuser.sys.FsIo.flistxattr(fd.fd(), buf, 4096);
+            byte[] names = new byte[n];
+            Native.copyToArray(buf, names, 0, n);
+            List<String> all = new ArrayList<>();
+            for (String name : new String(names, StandardCharsets.UTF_8).split("\0")) {
+                if (!name.isEmpty() && !name.startsWith("security.")) { // an LSM's label is not ours
+                    byte[] nb = (name + "\0").getBytes(StandardCharsets.UTF_8);
+                    Native.copyFromArray(nb, 0, buf, nb.length);
+                    int v = io.vhostj.vhostuser.sys.FsIo.fgetxattr(fd.fd(), buf, buf + 4096, 4096);
+                    byte[] value = new byte[v];
+                    Native.copyToArray(buf + 4096, value, 0, v);
+                    all.add(name + "=" + new String(value, StandardCharsets.UTF_8));
+                }
+            }
+            return all;
+        } finally {
+            Native.free(buf);
+        }
+    }
+
+    @Test
+    void shouldKeepTheGuestsXattrsUnderAPrefixWithXattrmap() throws Exception {
+        // virtiofsd's doc/xattr-mapping.md, example 1, as --xattrmap gives it
+        XattrMap map = XattrMap.parse(":prefix:all::user.virtiofs.::bad:all:::", "--xattrmap");
+        try (FuseClient c = start(baseOptions().withXattrMap(map))) {
+            Path file = dir.resolve("shared").resolve("hello.txt");
+            java.nio.file.attribute.UserDefinedFileAttributeView host = Files.getFileAttributeView(file,
+                    java.nio.file.attribute.UserDefinedFileAttributeView.class);
+            try {
+                host.write("plain", java.nio.ByteBuffer.wrap("host's own".getBytes(StandardCharsets.UTF_8)));
+            } catch (java.nio.file.FileSystemException e) {
+                org.junit.jupiter.api.Assumptions.abort("no user xattrs on the temp directory's file system: " + e);
+            }
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            int[] err = {0};
+
+            assertEquals(0, setXattr(c, node, "trusted.foo", "guest's"));
+            assertEquals(List.of("user.plain=host's own", "user.virtiofs.trusted.foo=guest's"),
+                    hostXattrs(file).stream().sorted().toList(), "trusted.foo lands prefixed; nothing else changes");
+            assertEquals("guest's", getXattr(c, node, "trusted.foo", err));
+            assertEquals("#12", listXattrs(c, node, 0), "the length probe counts what the guest sees: trusted.foo\\0");
+            assertEquals("trusted.foo\0", listXattrs(c, node, 256), "user.plain is hidden, the prefix stripped");
+            assertEquals("!" + Errno.ERANGE, listXattrs(c, node, 11));
+
+            assertNull(getXattr(c, node, "user.plain", err), "the host's own xattr is out of reach");
+            assertEquals(-61 /* ENODATA */, err[0]);
+            assertEquals(-61 /* ENODATA */, removeXattr(c, node, "user.plain"));
+            assertTrue(hostXattrs(file).contains("user.plain=host's own"));
+
+            assertEquals(0, removeXattr(c, node, "trusted.foo"));
+            assertEquals(List.of("user.plain=host's own"), hostXattrs(file));
+            assertEquals("#0", listXattrs(c, node, 0));
+
+            // the mapped name on the symlink path too: user.* may not be set on a symlink, trusted.* could
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "link"));
+            if (io.vhostj.vhostuser.sys.FsIo.hasXattrAt()) {
+                assertEquals(-Errno.EPERM, setXattr(c, entryNode(c), "trusted.foo", "on the link"));
+            }
+        }
+    }
+
+    @Test
+    void shouldRefuseWhatTheXattrmapForbidsAsVirtiofsdDoes() throws Exception {
+        // example 2: trusted. mapped, user.virtiofs. itself out of the guest's reach; and an unsupported rule
+        XattrMap map = XattrMap.parse("/unsupported/client/user.nope.// /prefix/all/trusted./user.virtiofs./\n"
+                + " /bad/server//trusted./ /bad/client/user.virtiofs.// /ok/all///", "--xattrmap");
+        try (FuseClient c = start(baseOptions().withXattrMap(map))) {
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            int[] err = {0};
+            int rc = setXattr(c, node, "user.mine", "v");
+            if (rc == -Errno.ENOTSUP) {
+                org.junit.jupiter.api.Assumptions.abort("no user xattrs on the temp directory's file system");
+            }
+            assertEquals(0, rc, "not mapped: passes as it is");
+            assertEquals(-Errno.EPERM, setXattr(c, node, "user.virtiofs.trusted.x", "v"));
+            assertEquals(-Errno.EPERM, removeXattr(c, node, "user.virtiofs.trusted.x"));
+            assertNull(getXattr(c, node, "user.virtiofs.trusted.x", err));
+            assertEquals(-61 /* ENODATA */, err[0], "GETXATTR of a bad name reads as absent, as in virtiofsd");
+            assertEquals(-Errno.ENOTSUP, setXattr(c, node, "user.nope.x", "v"));
+            assertNull(getXattr(c, node, "user.nope.x", err));
+            assertEquals(-Errno.ENOTSUP, err[0]);
+            assertEquals(0, setXattr(c, node, "trusted.x", "t"));
+            assertEquals(List.of("trusted.x", "user.mine"), java.util.Arrays.stream(listXattrs(c, node, 256).split("\0"))
+                    .filter(n -> !n.startsWith("security.")).sorted().toList(), "user.virtiofs.trusted.x as trusted.x");
         }
     }
 

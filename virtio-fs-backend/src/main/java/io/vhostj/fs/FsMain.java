@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
 @Command(name = "vhostj fs", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"vhost-user-fs backend (virtiofsd's role): exports a host directory to a VM.",
             "Serves the FUSE operations a Linux guest uses, POSIX and flock locks,",
-            "and xattrs (with --xattr), confined to the shared directory (--sandbox).",
+            "and xattrs (with --xattr or --xattrmap), confined to the shared directory (--sandbox).",
             "Work in progress: see issue 3.",
             "QEMU side: -chardev socket,id=c0,path=SOCK -device vhost-user-fs-pci,chardev=c0,tag=TAG",
             "(guest RAM must be shared: -object memory-backend-memfd,share=on)"})
@@ -76,6 +76,15 @@ public final class FsMain implements Callable<Integer> {
     @Option(names = "--no-xattr", description = "No extended attributes (the default).")
     boolean noXattr;
 
+    @Option(names = "--xattrmap", paramLabel = "RULES",
+            description = "Translate xattr names between guest and host, as virtiofsd's doc/xattr-mapping.md says "
+                    + "(turns xattrs on, even with --no-xattr, as in virtiofsd): rules :type:scope:key:prepend: (the "
+                    + "first character is the separator), type prefix|ok|bad|unsupported, scope client|server|all; "
+                    + "the first match wins; a name no rule matches, or whose host name the guest would not see "
+                    + "listed, is refused; a last rule may be :map:key:prepend:. E.g. ':map::user.virtiofs.:' keeps "
+                    + "every guest xattr under user.virtiofs. on the host and hides the host's others.")
+    String xattrmap;
+
     @Option(names = "--posix-acl", description = "Serve the ACL xattrs as stored (implies --xattr); "
             + "FUSE_POSIX_ACL is not negotiated yet, so the guest does not enforce them.")
     boolean posixAcl;
@@ -129,7 +138,7 @@ public final class FsMain implements Callable<Integer> {
     @Option(names = "-o", paramLabel = "OPTS", split = ",",
             description = "C virtiofsd style: source=DIR, cache=MODE, xattr, no_xattr, readdirplus, no_readdirplus, "
                     + "writeback, no_writeback, announce_submounts, no_posix_lock, no_flock, sandbox=MODE, log_level=LEVEL, "
-                    + "flock, posix_lock, timeout=N (ignored), allow_direct_io.")
+                    + "flock, posix_lock, timeout=N (ignored), allow_direct_io, xattrmap=RULES.")
     java.util.List<String> cOptions = new java.util.ArrayList<>();
 
     @Override
@@ -140,6 +149,7 @@ public final class FsMain implements Callable<Integer> {
         }
         CachePolicy cachePolicy;
         FsOptions.FileHandles fileHandles;
+        XattrMap xattrMap;
         try {
             applyCOptions();
             if (debug) {
@@ -149,6 +159,7 @@ public final class FsMain implements Callable<Integer> {
             backend.validate();
             cachePolicy = CachePolicy.parse(cache);
             fileHandles = FsOptions.FileHandles.parse(inodeFileHandles);
+            xattrMap = xattrmap == null ? null : XattrMap.parse(xattrmap, xattrmapOption);
             if (rlimitNofile != null && rlimitNofile < 64) {
                 throw new IllegalArgumentException("--rlimit-nofile must be at least 64");
             }
@@ -181,12 +192,12 @@ public final class FsMain implements Callable<Integer> {
         }
         Path shared = sharedDir.toAbsolutePath().normalize();
         FsDevice device;
+        FsOptions options;
         try {
-            device = new FsDevice(shared,
-                    new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr,
-                            fileHandles, allowDirectIo, announceSubmounts && !noAnnounceSubmounts,
-                            IdMap.parse(translateUid, "--translate-uid"), IdMap.parse(translateGid, "--translate-gid")), tag,
-                    requestQueues, queueSize);
+            options = new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr,
+                    fileHandles, allowDirectIo, announceSubmounts && !noAnnounceSubmounts,
+                    IdMap.parse(translateUid, "--translate-uid"), IdMap.parse(translateGid, "--translate-gid"), xattrMap);
+            device = new FsDevice(shared, options, tag, requestQueues, queueSize);
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
             return 2;
@@ -209,7 +220,7 @@ public final class FsMain implements Callable<Integer> {
             }
             log.info("fs: exporting {}{}, sandbox {}{}; cache {}, xattrs {}, inodes as {}, {} request queue(s)", shared,
                     readOnly ? " read-only" : "", sandbox, seenAs.equals(shared) ? "" : " (seen as " + seenAs + ")",
-                    cachePolicy, (xattr || posixAcl) && !noXattr ? "on" : "off",
+                    cachePolicy, !options.xattr() ? "off" : xattrMap == null ? "on" : "mapped as " + xattrMap,
                     device.usesFileHandles() ? "file handles" : "descriptors", requestQueues);
             if (fileHandles == FsOptions.FileHandles.PREFER && !device.usesFileHandles()) {
                 log.warn("fs: --inode-file-handles=prefer, but {} has no file handles (or CAP_DAC_READ_SEARCH is "
@@ -217,6 +228,9 @@ public final class FsMain implements Callable<Integer> {
             }
         });
     }
+
+    /** How the map was given, for its errors: {@code --xattrmap} or {@code -o xattrmap}. */
+    private String xattrmapOption = "--xattrmap";
 
     /** The C virtiofsd's {@code -o a,b=c} options, mapped onto the Rust-style ones. */
     private void applyCOptions() {
@@ -227,6 +241,10 @@ public final class FsMain implements Callable<Integer> {
                 case "source" -> sharedDir = Path.of(requireValue(o, value));
                 case "cache" -> cache = requireValue(o, value);
                 case "xattr" -> xattr = true;
+                case "xattrmap" -> {
+                    xattrmap = requireValue(o, value);
+                    xattrmapOption = "-o xattrmap";
+                }
                 case "no_xattr" -> noXattr = true;
                 case "readdirplus" -> noReaddirplus = false;
                 case "allow_direct_io" -> allowDirectIo = true;
@@ -234,7 +252,7 @@ public final class FsMain implements Callable<Integer> {
                 case "announce_submounts" -> announceSubmounts = true;
                 case "writeback", "no_writeback", "no_posix_lock",
                         "no_flock", "flock", "posix_lock", "timeout",
-                        "modcaps", "xattrmap", "killpriv_v2", "no_killpriv_v2" -> {
+                        "modcaps", "killpriv_v2", "no_killpriv_v2" -> {
                     // accepted; see --help for what each does today
                 }
                 case "no_readdirplus" -> noReaddirplus = true;

@@ -16,9 +16,17 @@ package io.vhostj.fs;
  *                      guest as a submount ({@code --announce-submounts})
  * @param uidMap        UID translation ({@code --translate-uid})
  * @param gidMap        GID translation ({@code --translate-gid})
+ * @param xattrMap      xattr names translated between guest and host ({@code --xattrmap}); null:
+ *                      names pass as they are. A map turns xattrs on, as in virtiofsd, where
+ *                      {@code --xattrmap} implies {@code --xattr}
  */
 public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus, boolean xattr,
-        FileHandles fileHandles, boolean allowDirectIo, boolean announceSubmounts, IdMap uidMap, IdMap gidMap) {
+        FileHandles fileHandles, boolean allowDirectIo, boolean announceSubmounts, IdMap uidMap, IdMap gidMap,
+        XattrMap xattrMap) {
+    public FsOptions {
+        xattr |= xattrMap != null;
+    }
+
     /** {@code --inode-file-handles}. */
     public enum FileHandles {
         /** An O_PATH descriptor per inode. */
@@ -42,30 +50,41 @@ public record FsOptions(boolean readOnly, CachePolicy cache, boolean readdirplus
     /** virtiofsd's defaults: writable, cache=auto, READDIRPLUS, no xattrs, descriptors, O_DIRECT dropped. */
     public static FsOptions defaults() {
         return new FsOptions(false, CachePolicy.AUTO, true, false, FileHandles.NEVER, false, false, IdMap.identity(),
-                IdMap.identity());
+                IdMap.identity(), null);
     }
 
     public FsOptions withReadOnly(boolean value) {
-        return new FsOptions(value, cache, readdirplus, xattr, fileHandles, allowDirectIo, announceSubmounts, uidMap, gidMap);
+        return new FsOptions(value, cache, readdirplus, xattr, fileHandles, allowDirectIo, announceSubmounts, uidMap,
+                gidMap, xattrMap);
     }
 
     public FsOptions withXattr(boolean value) {
-        return new FsOptions(readOnly, cache, readdirplus, value, fileHandles, allowDirectIo, announceSubmounts, uidMap, gidMap);
+        return new FsOptions(readOnly, cache, readdirplus, value, fileHandles, allowDirectIo, announceSubmounts,
+                uidMap, gidMap, xattrMap);
     }
 
     public FsOptions withFileHandles(FileHandles value) {
-        return new FsOptions(readOnly, cache, readdirplus, xattr, value, allowDirectIo, announceSubmounts, uidMap, gidMap);
+        return new FsOptions(readOnly, cache, readdirplus, xattr, value, allowDirectIo, announceSubmounts, uidMap,
+                gidMap, xattrMap);
     }
 
     public FsOptions withAllowDirectIo(boolean value) {
-        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, value, announceSubmounts, uidMap, gidMap);
+        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, value, announceSubmounts, uidMap,
+                gidMap, xattrMap);
     }
 
     public FsOptions withIdMaps(IdMap uids, IdMap gids) {
-        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, allowDirectIo, announceSubmounts, uids, gids);
+        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, allowDirectIo, announceSubmounts,
+                uids, gids, xattrMap);
+    }
+
+    public FsOptions withXattrMap(XattrMap value) {
+        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, allowDirectIo, announceSubmounts,
+                uidMap, gidMap, value);
     }
 
     public FsOptions withAnnounceSubmounts(boolean value) {
-        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, allowDirectIo, value, uidMap, gidMap);
+        return new FsOptions(readOnly, cache, readdirplus, xattr, fileHandles, allowDirectIo, value, uidMap, gidMap,
+                xattrMap);
     }
 }

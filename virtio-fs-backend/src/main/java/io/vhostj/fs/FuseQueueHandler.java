@@ -750,6 +750,10 @@ final class FuseQueueHandler implements QueueHandler {
                     return error(Errno.EINVAL);
                 }
                 request.chain().readFromChain(valueAt, dents, size);
+                int refused = toHostName(len);
+                if (refused != 0) {
+                    return error(refused);
+                }
                 int flags = request.argInt(Fuse.SETXATTR_IN_FLAGS);
                 if (xattrInPlace(inode)) {
                     try {
@@ -774,6 +778,10 @@ final class FuseQueueHandler implements QueueHandler {
                 int len = readString(0, name, false);
                 if (len < 0) {
                     return error(-len);
+                }
+                int refused = toHostName(len);
+                if (refused != 0) {
+                    return error(refused);
                 }
                 if (xattrInPlace(inode)) {
                     try {
@@ -905,7 +913,11 @@ final class FuseQueueHandler implements QueueHandler {
         return FsIo.hasXattrAt() && !isFileOrDirectory(inode);
     }
 
-    /** GETXATTR / LISTXATTR: size 0 asks for the length; otherwise the bytes, or ERANGE. */
+    /**
+     * GETXATTR / LISTXATTR: size 0 asks for the length; otherwise the bytes, or ERANGE. With
+     * --xattrmap the host's whole list is read and rewritten first, since the guest's length
+     * is only known after names are hidden and stripped.
+     */
     private int getxattr(int opcode) throws ChainException, NativeException {
         Passthrough.Inode inode = node();
         if (inode == null) {
@@ -917,10 +929,16 @@ final class FuseQueueHandler implements QueueHandler {
             if (len < 0) {
                 return error(-len);
             }
+            int refused = toHostName(len);
+            if (refused != 0) {
+                // as both virtiofsds: a name the map forbids reads as absent
+                return error(refused == Errno.EPERM ? ENODATA : refused);
+            }
         }
+        boolean mapList = opcode == Fuse.LISTXATTR && fs.xattrMap() != null;
         int room = (int) Math.min(Math.max(size, 0), Math.min(MAX_DIR_REPLY, request.chain().writableBytes() - Fuse.OUT_HEADER_SIZE));
-        long dst = size == 0 ? 0 : reply + Fuse.OUT_HEADER_SIZE;
-        int want = size == 0 ? 0 : room;
+        long dst = mapList ? dents : size == 0 ? 0 : reply + Fuse.OUT_HEADER_SIZE;
+        int want = mapList ? MAX_DIR_REPLY : size == 0 ? 0 : room; // dents holds XATTR_LIST_MAX (64 KiB)
         int n;
         if (xattrInPlace(inode)) {
             try {
@@ -941,6 +959,15 @@ final class FuseQueueHandler implements QueueHandler {
                 Native.LIBC.close(fd);
             }
         }
+        if (mapList) {
+            n = toGuestList(n);
+            if (size != 0) {
+                if (n > room) {
+                    return error(Errno.ERANGE);
+                }
+                Native.copy(dents, reply + Fuse.OUT_HEADER_SIZE, n);
+            }
+        }
         if (size == 0) {
             long out = reply + Fuse.OUT_HEADER_SIZE;
             Native.zero(out, Fuse.GETXATTR_OUT_SIZE);
@@ -948,6 +975,41 @@ final class FuseQueueHandler implements QueueHandler {
             return ok(Fuse.GETXATTR_OUT_SIZE);
         }
         return ok(n);
+    }
+
+    /** Not in {@link Errno}: "no such attribute", what getxattr(2) answers for an absent name. */
+    private static final int ENODATA = 61;
+
+    /**
+     * Replaces the guest's xattr name in {@link #name} ({@code length} bytes) by the host's, as
+     * --xattrmap says; returns 0, or the errno refusing the name.
+     */
+    private int toHostName(int length) {
+        XattrMap map = fs.xattrMap();
+        if (map == null) {
+            return 0;
+        }
+        byte[] guest = new byte[length];
+        Native.copyToArray(name, guest, 0, length);
+        XattrMap.HostName host = map.toHost(guest);
+        if (host.errno() != 0) {
+            return host.errno();
+        }
+        if (host.name().length > NAME_MAX) {
+            return Errno.ERANGE; // what the kernel answers for a name over XATTR_NAME_MAX
+        }
+        Native.copyFromArray(host.name(), 0, name, host.name().length);
+        Native.putByte(name + host.name().length, (byte) 0);
+        return 0;
+    }
+
+    /** Rewrites the host's list of {@code length} bytes in {@link #dents} as the guest sees it; its new length. */
+    private int toGuestList(int length) {
+        byte[] list = new byte[length];
+        Native.copyToArray(dents, list, 0, length);
+        int n = fs.xattrMap().toGuestList(list, length);
+        Native.copyFromArray(list, 0, dents, n);
+        return n;
     }
 
     private int access() throws ChainException, NativeException {

@@ -111,6 +111,11 @@ final class Passthrough implements AutoCloseable {
         return options.xattr();
     }
 
+    /** How xattr names are translated ({@code --xattrmap}); null: they pass as they are. */
+    XattrMap xattrMap() {
+        return options.xattrMap();
+    }
+
     /** Whether a directory on another mount is flagged as a submount ({@code --announce-submounts}). */
     boolean announceSubmounts() {
         return options.announceSubmounts();
