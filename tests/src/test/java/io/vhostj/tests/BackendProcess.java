@@ -52,6 +52,32 @@ public final class BackendProcess implements AutoCloseable {
     }
 
     /** {@link #launch} of {@code bin/vhostj args...}. */
+    /**
+     * The share of one CPU that {@code p} and its descendants used over the next {@code ms}
+     * (from /proc's utime + stime, 10 ms ticks). For "is it spinning" checks only: a busy loop is
+     * near 1.0, an idle backend near 0, far apart on any machine.
+     */
+    public static double cpuShare(Process p, long ms) throws InterruptedException {
+        long before = cpuTicks(p);
+        Thread.sleep(ms);
+        return (cpuTicks(p) - before) / (ms / 10.0);
+    }
+
+    private static long cpuTicks(Process p) {
+        long ticks = 0;
+        for (ProcessHandle h : java.util.stream.Stream.concat(java.util.stream.Stream.of(p.toHandle()),
+                p.toHandle().descendants()).toList()) {
+            try {
+                String stat = java.nio.file.Files.readString(Path.of("/proc/" + h.pid() + "/stat"));
+                String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                ticks += Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime, stime
+            } catch (IOException | RuntimeException e) {
+                // gone meanwhile
+            }
+        }
+        return ticks;
+    }
+
     public static Process launchVhostj(Path log, String... args) throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(HostTools.ROOT.resolve("bin/vhostj").toString());

@@ -197,6 +197,55 @@ class VsockPassfdIT {
 
     // ---- the host program's side ---------------------------------------------------------------
 
+    @Test
+    void shouldNotSpinOnAFifoWhoseWriterLeftBeforeTheGuestAnswersOrAfterTheEnd() throws Exception {
+        Path fifo = mkfifo("gone");
+        int fd = Native.LIBC.open(fifo.toString(), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+        try (OutputStream w = new FileOutputStream(fifo.toFile())) {
+            w.write("x".getBytes(StandardCharsets.US_ASCII));
+        } // the writer is gone: the FIFO hangs up, and stays so
+        try (UnixSocket control = passfd(fd, String.valueOf(GUEST_PORT))) {
+            Native.LIBC.close(fd);
+            List<Packet> req = receive(guest, 1);
+            assertEquals(VirtioVsock.OP_REQUEST, req.get(0).op());
+            double waiting = BackendProcess.cpuShare(backend, 2000); // the guest has not answered
+            assertTrue(waiting < 0.3, "the backend spins while the guest has not answered: " + waiting + " CPU");
+            guest.send(VirtioVsock.OP_RESPONSE, GUEST_PORT, req.get(0).srcPort(), 0, GUEST_BUF_ALLOC, 0, 0, 0);
+            guestPorts.put(req.get(0).srcPort(), GUEST_PORT);
+            assertEquals("x", new String(receiveData(req.get(0).srcPort(), 1), StandardCharsets.US_ASCII));
+            double ended = BackendProcess.cpuShare(backend, 2000); // SHUTDOWN sent, the guest never closes
+            assertTrue(ended < 0.3, "the backend spins after the host end's EOF: " + ended + " CPU");
+        }
+    }
+
+    @Test
+    void shouldRestWhenOutOfDescriptorsAndServeAgainAfter() throws Exception {
+        ProcessHandle jvm = java.util.stream.Stream.concat(java.util.stream.Stream.of(backend.toHandle()),
+                backend.toHandle().descendants()).filter(h -> h.info().command().orElse("").endsWith("java"))
+                .findFirst().orElseThrow();
+        int open = new java.io.File("/proc/" + jvm.pid() + "/fd").list().length;
+        assertEquals(0, new ProcessBuilder("prlimit", "--pid", String.valueOf(jvm.pid()),
+                "--nofile=" + (open + 8) + ":" + (open + 8)).inheritIO().start().waitFor());
+        List<UnixSocket> idle = new java.util.ArrayList<>();
+        try {
+            for (int i = 0; i < 16; i++) {
+                idle.add(UnixSocket.connect(uds)); // never a command: each holds a descriptor
+            }
+            double cpu = BackendProcess.cpuShare(backend, 2000);
+            assertTrue(cpu < 0.3, "the listener spins while accept fails: " + cpu + " CPU");
+            long warnings = Files.readString(log).lines().filter(l -> l.contains("trying again every")).count();
+            assertEquals(1, warnings, "one warning for the episode\n" + Files.readString(log));
+        } finally {
+            idle.forEach(UnixSocket::close);
+        }
+        // the waiting connections are served once descriptors are free again
+        try (UnixSocket client = UnixSocket.connect(uds)) {
+            HybridVsockClient.sendText(client, "CONNECT 5004\n");
+            int hostPort = accept(5004);
+            assertEquals("OK " + hostPort + "\n", readLine(client));
+        }
+    }
+
     private UnixSocket passfd(int fd, String args) throws Exception {
         return HybridVsockClient.passfd(uds, fd, args);
     }

@@ -97,6 +97,28 @@ class VsockSeqpacketIT {
     }
 
     @Test
+    void shouldCarryEmptyMessagesBothWays() throws Exception {
+        try (UnixSocket listener = UnixSocket.listenSeqpacket(Path.of(uds + "_7001"), 8);
+                VsockClient guest = VsockClient.connectSeqpacket(sock, 64, 4096)) {
+            guest.type(VirtioVsock.TYPE_SEQPACKET);
+            guest.send(VirtioVsock.OP_REQUEST, 1001, 7001, 0, GUEST_BUF_ALLOC, 0, 0, 0);
+            assertEquals(VirtioVsock.OP_RESPONSE, receive(guest, 1).get(0).op(), Files.readString(log));
+            try (UnixSocket host = listener.accept()) {
+                send(guest, 1001, 7001, VirtioVsock.SEQ_EOM, "");
+                send(guest, 1001, 7001, VirtioVsock.SEQ_EOM, "after the empty one");
+                assertEquals("", receiveMessage(host), "one empty message");
+                assertEquals("after the empty one", receiveMessage(host), "then the next, nothing between");
+
+                sendMessage(host, new byte[0]);
+                sendMessage(host, "after".getBytes(StandardCharsets.US_ASCII));
+                List<byte[]> got = receiveMessages(guest, 7001, 2);
+                assertEquals(0, got.get(0).length, "the host's empty message reaches the guest as one");
+                assertEquals("after", new String(got.get(1), StandardCharsets.US_ASCII), "and the stream goes on");
+            }
+        }
+    }
+
+    @Test
     void shouldReachAGuestSeqpacketPortWithAPassedSeqpacketSocket() throws Exception {
         Path pairPath = dir.resolve("pair.sock");
         try (UnixSocket listener = UnixSocket.listenSeqpacket(pairPath, 1);
@@ -138,14 +160,14 @@ class VsockSeqpacketIT {
 
     private static void send(VsockClient guest, int srcPort, int dstPort, int flags, String text) throws Exception {
         byte[] b = text.getBytes(StandardCharsets.US_ASCII);
-        long buf = Native.allocate(b.length);
+        long buf = Native.allocate(Math.max(1, b.length));
         Native.copyFromArray(b, 0, buf, b.length);
         guest.send(VirtioVsock.OP_RW, srcPort, dstPort, flags, GUEST_BUF_ALLOC, 0, buf, b.length);
         Native.free(buf);
     }
 
     private static void sendMessage(UnixSocket s, byte[] message) throws Exception {
-        long buf = Native.allocate(message.length);
+        long buf = Native.allocate(Math.max(1, message.length));
         Native.copyFromArray(message, 0, buf, message.length);
         s.send(buf, message.length, null, 0);
         Native.free(buf);

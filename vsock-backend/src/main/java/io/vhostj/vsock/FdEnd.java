@@ -42,6 +42,8 @@ final class FdEnd implements HostEnd, EpollIoHandle {
     private static final int EPOLLRDHUP = 0x2000;
     private static final int EPOLLET = 1 << 31;
     private static final int READ_SIZE = 64 * 1024;
+    /** Reads per turn on the event loop, as netty's channels make 16 per read event. */
+    private static final int READS_PER_TURN = 16;
     private static final int SHUT_WR = 1;
 
     private record Pending(ByteBuf data, Runnable done) {
@@ -57,6 +59,8 @@ final class FdEnd implements HostEnd, EpollIoHandle {
     private final boolean keep;
     private UnixSocket control;
     private IoRegistration registration;
+    /** The epoll mask last given to the registration (0: none yet). */
+    private int submitted;
     private final ArrayDeque<Pending> writes = new ArrayDeque<>();
     /** What {@link #reading} last asked for; applied on the loop. */
     private volatile boolean wantReading;
@@ -231,9 +235,16 @@ final class FdEnd implements HostEnd, EpollIoHandle {
         }
     }
 
-    /** Reads until the pipe is empty, reading is paused, or EOF. */
+    /**
+     * Reads until the pipe is empty, reading is paused, or EOF; at most {@link #READS_PER_TURN}
+     * reads at a time, then the loop's other work goes first and this goes on after it.
+     */
     private void readNow() {
-        while (!closed && !failed && !eof && readable && wantReading && registration != null) {
+        for (int reads = 0; !closed && !failed && !eof && readable && wantReading && registration != null; reads++) {
+            if (reads == READS_PER_TURN) {
+                loop.execute(this::readNow); // edge-triggered: no new event comes for what is left
+                return;
+            }
             int size = READ_SIZE;
             if (conn.seqpacket()) { // one message per read, whole
                 try {
@@ -252,7 +263,11 @@ final class FdEnd implements HostEnd, EpollIoHandle {
                         mux.hostFailed(conn);
                         return;
                     }
-                    size = (int) Math.max(next, 1);
+                    if (next == 0) {
+                        emptyMessageOrEof();
+                        continue;
+                    }
+                    size = (int) next;
                 } catch (NativeException e) {
                     LOG.debug("vsock: {}: read: {}", conn, e.getMessage());
                     gone();
@@ -275,13 +290,47 @@ final class FdEnd implements HostEnd, EpollIoHandle {
             }
             if (n < 0) {
                 buf.release();
-                eof = true;
-                update();
-                mux.hostDone(conn, false);
+                atEof();
                 return;
             }
             buf.writerIndex(n);
             mux.fromHost(conn, buf); // may pause reading, or close
+        }
+    }
+
+    /** The host end sends no more. A read-only end has nothing left to do: it leaves epoll. */
+    private void atEof() {
+        eof = true;
+        if (!writable) {
+            cancel();
+        } else {
+            update();
+        }
+        mux.hostDone(conn, false);
+    }
+
+    /**
+     * A message socket read 0 bytes: an empty message (consumed, and passed on as one) unless
+     * the peer is done, which is the end of the stream.
+     */
+    private void emptyMessageOrEof() throws NativeException {
+        if (UnixSocket.peerDone(fd.intValue())) {
+            atEof();
+            return;
+        }
+        // takes the empty message off (a read of 0 bytes would return before looking at the socket)
+        long one = Native.allocate(1);
+        long rc;
+        try {
+            rc = Native.LIBC.read(fd.intValue(), one, 1);
+        } finally {
+            Native.free(one);
+        }
+        if (rc < 0 && Native.errno() != io.vhostj.vhostuser.sys.Errno.EAGAIN) {
+            throw new NativeException("read", Native.errno());
+        }
+        if (rc == 0) {
+            mux.fromHost(conn, PooledByteBufAllocator.DEFAULT.directBuffer(0));
         }
     }
 
@@ -292,7 +341,15 @@ final class FdEnd implements HostEnd, EpollIoHandle {
             ByteBuf b = p.data();
             int n;
             try {
-                n = fd.writeAddress(b.memoryAddress() + b.readerIndex(), 0, b.readableBytes());
+                if (!b.isReadable()) { // an empty SEQPACKET message: one write of nothing sends it
+                    long rc = Native.LIBC.write(fd.intValue(), 0, 0);
+                    if (rc < 0 && Native.errno() != io.vhostj.vhostuser.sys.Errno.EAGAIN) {
+                        throw new NativeException("write", Native.errno());
+                    }
+                    n = rc < 0 ? 0 : 1;
+                } else {
+                    n = fd.writeAddress(b.memoryAddress() + b.readerIndex(), 0, b.readableBytes());
+                }
             } catch (IOException e) {
                 LOG.debug("vsock: {}: write: {}", conn, e.getMessage());
                 gone();
@@ -302,7 +359,7 @@ final class FdEnd implements HostEnd, EpollIoHandle {
                 update();
                 return;
             }
-            b.skipBytes(n);
+            b.skipBytes(Math.min(n, b.readableBytes()));
             if (!b.isReadable()) {
                 writes.poll();
                 b.release();
@@ -332,7 +389,7 @@ final class FdEnd implements HostEnd, EpollIoHandle {
         }
         failed = true;
         dropWrites();
-        update();
+        cancel(); // nothing more is read or written: its HUP or ERR must not wake the loop again
         mux.hostDone(conn, true);
     }
 
@@ -344,8 +401,12 @@ final class FdEnd implements HostEnd, EpollIoHandle {
         }
     }
 
+    /**
+     * Sets what epoll watches, only when that changes: every epoll_ctl(MOD) re-arms the edge, and
+     * a HUP or ERR that holds (a FIFO's other end gone) would fire again each time.
+     */
     private void update() {
-        if (registration == null || closed) {
+        if (registration == null || closed || !registration.isValid()) {
             return;
         }
         int ops = EPOLLET | EPOLLERR;
@@ -355,10 +416,27 @@ final class FdEnd implements HostEnd, EpollIoHandle {
         if (!writes.isEmpty() && !failed) {
             ops |= EPOLLOUT;
         }
+        if (ops == submitted) {
+            return;
+        }
+        submitted = ops;
         try {
             registration.submit(EpollIoOps.valueOf(ops));
         } catch (Exception e) {
-            LOG.debug("vsock: {}: epoll: {}", conn, e.getMessage());
+            LOG.warn("vsock: {}: epoll refuses the host end: {}", conn, e.getMessage());
+            closeNow();
+            mux.hostFailed(conn);
+        }
+    }
+
+    /** Leaves epoll for good (the descriptor stays open until the connection closes). */
+    private void cancel() {
+        if (registration != null && registration.isValid()) {
+            try {
+                registration.cancel();
+            } catch (Exception e) {
+                LOG.debug("vsock: {}: epoll: {}", conn, e.getMessage());
+            }
         }
     }
 
@@ -370,13 +448,7 @@ final class FdEnd implements HostEnd, EpollIoHandle {
         while (!writes.isEmpty()) {
             writes.poll().data().release();
         }
-        if (registration != null) {
-            try {
-                registration.cancel();
-            } catch (Exception e) {
-                LOG.debug("vsock: {}: epoll: {}", conn, e.getMessage());
-            }
-        }
+        cancel();
         closeFds();
     }
 

@@ -2,6 +2,7 @@ package io.vhostj.vsock;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -32,6 +33,11 @@ final class HybridListener implements EpollIoHandle {
     private static final Logger LOG = LoggerFactory.getLogger(HybridListener.class);
     /** Longest first line (and passfd argument) a host program may send. */
     static final int MAX_COMMAND = 64;
+    /** How long a host program has for its first line. */
+    private static final long HANDSHAKE_SECONDS = 10;
+    /** Host programs at most in their first line at once; more are closed at once. */
+    private static final int MAX_HANDSHAKES = 1024;
+    private static final long REST_MS = 100;
     private static final int EPOLLIN = 0x1;
     private static final int EPOLLERR = 0x8;
     private static final int EPOLLET = 1 << 31;
@@ -51,6 +57,10 @@ final class HybridListener implements EpollIoHandle {
     private final UnixSocket socket;
     private final FileDescriptor fd;
     private IoRegistration registration;
+    /** Accepting failed (out of descriptors): waiting before trying again. */
+    private boolean resting;
+    /** Host programs accepted that have not finished their first line. */
+    private int handshakes;
 
     private HybridListener(Path path, IoEventLoop loop, Requests requests, UnixSocket socket) {
         this.path = path;
@@ -91,17 +101,31 @@ final class HybridListener implements EpollIoHandle {
             try {
                 client = socket.acceptNonBlocking();
             } catch (NativeException e) {
-                // EMFILE and the like: the connection waits in the backlog; say so, don't spin
-                LOG.warn("vsock: accepting on {}: {}", path, e.getMessage());
+                // EMFILE and the like: the connection waits in the backlog; the listener rests
+                // (level-triggered, it would fire at once again) and tries later
+                if (!resting) {
+                    LOG.warn("vsock: accepting on {}: {}; trying again every {} ms", path, e.getMessage(), REST_MS);
+                }
+                rest();
                 return;
             }
             if (client == null) {
+                resting = false;
                 return;
             }
+            if (handshakes >= MAX_HANDSHAKES) {
+                LOG.warn("vsock: {} host programs connected to {} and sent no command yet: one more closed",
+                        handshakes, path);
+                client.close();
+                continue;
+            }
             Handshake h = new Handshake(client);
+            handshakes++;
+            loop.schedule(() -> h.timeout(), HANDSHAKE_SECONDS, TimeUnit.SECONDS);
             loop.register(h).addListener(f -> {
                 if (!f.isSuccess()) {
                     LOG.warn("vsock: host client on {}: {}", path, f.cause().getMessage());
+                    h.finish();
                     client.close();
                     return;
                 }
@@ -116,6 +140,25 @@ final class HybridListener implements EpollIoHandle {
                 h.read(); // what came before the registration raises no edge
             });
         }
+    }
+
+    /** Stops watching the listener for {@link #REST_MS}, then watches it again. */
+    private void rest() {
+        resting = true;
+        try {
+            registration.submit(EpollIoOps.valueOf(EPOLLERR));
+        } catch (Exception e) {
+            LOG.debug("vsock: {}: {}", path, e.getMessage());
+        }
+        loop.schedule(() -> {
+            try {
+                if (registration.isValid()) {
+                    registration.submit(EpollIoOps.valueOf(EPOLLIN | EPOLLERR));
+                }
+            } catch (Exception e) {
+                LOG.debug("vsock: {}: {}", path, e.getMessage());
+            }
+        }, REST_MS, TimeUnit.MILLISECONDS);
     }
 
     /** Stops listening; handshakes in progress end with the loop. */
@@ -290,8 +333,18 @@ final class HybridListener implements EpollIoHandle {
             requests.passfd(client, passed, port, words.length == 2);
         }
 
+        /** Nothing came in time: the host program is closed. */
+        void timeout() {
+            if (!done) {
+                refuse("no command within " + HANDSHAKE_SECONDS + " s");
+            }
+        }
+
         /** Hands the socket on: no more events here. */
         void finish() {
+            if (!done) {
+                handshakes--;
+            }
             done = true;
             if (registration != null) {
                 try {
@@ -316,7 +369,7 @@ final class HybridListener implements EpollIoHandle {
         @Override
         public void close() {
             if (!done) {
-                done = true;
+                finish();
                 client.close();
             }
         }

@@ -75,7 +75,7 @@ final class VsockConnection {
 
     /** Whether there is something to put in an rx buffer for this connection. */
     boolean sendable() {
-        return state == State.ESTABLISHED && toGuestBytes > 0 && peerCredit() > 0;
+        return state == State.ESTABLISHED && !toGuest.isEmpty() && peerCredit() > 0; // (an empty SEQPACKET message too)
     }
 
     /** Bytes the guest sent that the host socket has not taken yet. */

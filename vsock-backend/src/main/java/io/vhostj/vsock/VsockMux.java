@@ -258,24 +258,28 @@ final class VsockMux implements AutoCloseable {
                 int n = (int) Math.min(Math.min(room - VirtioVsock.HDR_SIZE, conn.peerCredit()), conn.toGuestBytes);
                 int flags = 0;
                 if (conn.seqpacket()) { // one message per packet at most; its last piece says so
-                    int left = conn.toGuest.peek().readableBytes();
-                    if (n >= left) {
-                        n = left;
+                    ByteBuf message = conn.toGuest.peek();
+                    n = Math.min(n, message.readableBytes());
+                    copyToChain(message, n, chain, VirtioVsock.HDR_SIZE);
+                    message.skipBytes(n);
+                    if (!message.isReadable()) {
+                        conn.toGuest.poll().release();
                         flags = VirtioVsock.SEQ_EOM | VirtioVsock.SEQ_EOR;
                     }
-                }
-                long at = VirtioVsock.HDR_SIZE;
-                int left = n;
-                while (left > 0) {
-                    ByteBuf b = conn.toGuest.peek();
-                    int take = Math.min(left, b.readableBytes());
-                    copyToChain(b, take, chain, at);
-                    b.skipBytes(take);
-                    if (!b.isReadable()) {
-                        conn.toGuest.poll().release();
+                } else {
+                    long at = VirtioVsock.HDR_SIZE;
+                    int left = n;
+                    while (left > 0) {
+                        ByteBuf b = conn.toGuest.peek();
+                        int take = Math.min(left, b.readableBytes());
+                        copyToChain(b, take, chain, at);
+                        b.skipBytes(take);
+                        if (!b.isReadable()) {
+                            conn.toGuest.poll().release();
+                        }
+                        at += take;
+                        left -= take;
                     }
-                    at += take;
-                    left -= take;
                 }
                 conn.toGuestBytes -= n;
                 conn.txCnt += n;
@@ -309,9 +313,18 @@ final class VsockMux implements AutoCloseable {
      */
     private static void resumeReading(VsockConnection conn) {
         if (conn.state == VsockConnection.State.ESTABLISHED && conn.host != null && !conn.hostDone
-                && conn.toGuestBytes < conn.peerCredit() + READ_AHEAD) {
+                && conn.toGuestBytes < readLimit(conn)) {
             conn.host.reading(true);
         }
+    }
+
+    /**
+     * Host bytes a connection may hold for the guest before reading its host end pauses: the
+     * guest's credit plus {@link #READ_AHEAD}, the credit counted at most as our own buffer (the
+     * guest's buf_alloc is its word, not a licence to make us buffer gigabytes).
+     */
+    private static int readLimit(VsockConnection conn) {
+        return Math.min(conn.peerCredit(), conn.bufAlloc) + READ_AHEAD;
     }
 
     /**
@@ -319,7 +332,7 @@ final class VsockMux implements AutoCloseable {
      * delivered, SEND (the host sends no more); RCV too when the host socket is gone.
      */
     private static Control shutdownDue(VsockConnection conn) {
-        if (conn.state != VsockConnection.State.ESTABLISHED || !conn.hostDone || conn.toGuestBytes > 0) {
+        if (conn.state != VsockConnection.State.ESTABLISHED || !conn.hostDone || !conn.toGuest.isEmpty()) {
             return null;
         }
         int flags = VirtioVsock.SHUTDOWN_SEND | (conn.hostGone ? VirtioVsock.SHUTDOWN_RCV : 0);
@@ -486,25 +499,32 @@ final class VsockMux implements AutoCloseable {
      * stream socket, or for SEQPACKET a SOCK_SEQPACKET one.
      */
     private void connectToHost(int localPort, int peerPort, long hdr, int type) {
-        VsockConnection conn = new VsockConnection(localPort, peerPort, bufAlloc(type),
-                VsockConnection.State.CONNECTING_TO_HOST, type);
-        conn.peerBufAlloc = Native.getInt(hdr + VirtioVsock.BUF_ALLOC);
-        conn.peerFwdCnt = Native.getInt(hdr + VirtioVsock.FWD_CNT);
         String path = udsPath + "_" + localPort;
-        if (conn.seqpacket()) {
+        if (type == VirtioVsock.TYPE_SEQPACKET) {
+            UnixSocket s;
+            try {
+                s = UnixSocket.connectSeqpacket(Path.of(path));
+            } catch (NativeException e) {
+                LOG.debug("vsock: guest port {} -> {} (SEQPACKET): {}", peerPort, path, e.getMessage());
+                rst(type, localPort, peerPort);
+                return;
+            }
+            VsockConnection conn = new VsockConnection(localPort, peerPort, seqpacketBufAlloc(s.fd()),
+                    VsockConnection.State.CONNECTING_TO_HOST, type);
+            conn.peerBufAlloc = Native.getInt(hdr + VirtioVsock.BUF_ALLOC);
+            conn.peerFwdCnt = Native.getInt(hdr + VirtioVsock.FWD_CNT);
             synchronized (conn) {
-                UnixSocket s = null;
                 try {
-                    s = UnixSocket.connectSeqpacket(Path.of(path));
                     conn.host = new FdEnd(this, conn, (IoEventLoop) group.next(), s.fd(), null, false);
                     s.release(); // the end owns it now
                 } catch (NativeException e) {
                     LOG.debug("vsock: guest port {} -> {} (SEQPACKET): {}", peerPort, path, e.getMessage());
-                    if (s != null) {
-                        s.close();
-                    }
+                    s.close();
                     rst(type, localPort, peerPort);
                     return;
+                }
+                if (conn.state == VsockConnection.State.CLOSED) {
+                    return; // epoll refused it; the guest has its RST
                 }
                 connections.put(conn.key(), conn);
                 conn.state = VsockConnection.State.ESTABLISHED;
@@ -513,6 +533,10 @@ final class VsockMux implements AutoCloseable {
             }
             return;
         }
+        VsockConnection conn = new VsockConnection(localPort, peerPort, bufAlloc,
+                VsockConnection.State.CONNECTING_TO_HOST, type);
+        conn.peerBufAlloc = Native.getInt(hdr + VirtioVsock.BUF_ALLOC);
+        conn.peerFwdCnt = Native.getInt(hdr + VirtioVsock.FWD_CNT);
         connections.put(conn.key(), conn);
         new Bootstrap().group(group).channel(EpollDomainSocketChannel.class)
                 .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
@@ -667,7 +691,7 @@ final class VsockMux implements AutoCloseable {
             }
             conn.toGuest.add(data);
             conn.toGuestBytes += data.readableBytes();
-            if (conn.toGuestBytes >= conn.peerCredit() + READ_AHEAD || conn.state != VsockConnection.State.ESTABLISHED) {
+            if (conn.toGuestBytes >= readLimit(conn) || conn.state != VsockConnection.State.ESTABLISHED) {
                 conn.host.reading(false);
             }
             markReady(conn);
@@ -694,7 +718,7 @@ final class VsockMux implements AutoCloseable {
 
     /** A host program's {@code CONNECT <port>}: its socket becomes the stream, served by netty. */
     private void connectFromHost(IoEventLoop loop, UnixSocket socket, int port, ByteBuf rest) {
-        VsockConnection conn = newHostConnection(port, VirtioVsock.TYPE_STREAM);
+        VsockConnection conn = newHostConnection(port, VirtioVsock.TYPE_STREAM, bufAlloc);
         EpollDomainSocketChannel ch = new EpollDomainSocketChannel(socket.release());
         ch.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
         ch.config().setAutoRead(false); // until the guest answers
@@ -736,7 +760,8 @@ final class VsockMux implements AutoCloseable {
         } catch (NativeException e) {
             LOG.debug("vsock: passfd {}: {}", port, e.getMessage()); // not a socket's option: a stream
         }
-        VsockConnection conn = newHostConnection(port, type);
+        VsockConnection conn = newHostConnection(port, type,
+                type == VirtioVsock.TYPE_SEQPACKET ? seqpacketBufAlloc(passed) : bufAlloc);
         synchronized (conn) {
             try {
                 conn.host = new FdEnd(this, conn, loop, passed, control, keep);
@@ -745,6 +770,9 @@ final class VsockMux implements AutoCloseable {
                 Native.LIBC.close(passed);
                 control.close();
                 return;
+            }
+            if (conn.state == VsockConnection.State.CLOSED) {
+                return; // epoll refused the descriptor: the end closed it and the control socket
             }
             connections.put(conn.key(), conn);
         }
@@ -772,16 +800,21 @@ final class VsockMux implements AutoCloseable {
     }
 
     /**
-     * The buf_alloc a connection of {@code type} offers the guest: the guest sends a SEQPACKET
-     * message only if it fits (else EMSGSIZE to its program), and the host socket must take it in
-     * one write, so it is kept within a Unix socket's default send buffer.
+     * The buf_alloc a SEQPACKET connection on host socket {@code fd} offers the guest: the guest
+     * sends a message only if it fits (else EMSGSIZE to its program), and the host socket must
+     * take it in one write, which its send buffer bounds (SO_SNDBUF less 32 bytes).
      */
-    private int bufAlloc(int type) {
-        return type == VirtioVsock.TYPE_SEQPACKET ? Math.min(bufAlloc, MAX_SEQPACKET_MESSAGE) : bufAlloc;
+    private int seqpacketBufAlloc(int fd) {
+        int most = Math.min(bufAlloc, MAX_SEQPACKET_MESSAGE);
+        try {
+            return Math.max(1, Math.min(most, UnixSocket.sendBufferSize(fd) - 32));
+        } catch (NativeException e) {
+            return most;
+        }
     }
 
     /** A host port for a host client's connection: one no live connection uses. */
-    private VsockConnection newHostConnection(int peerPort, int type) {
+    private VsockConnection newHostConnection(int peerPort, int type, int connBufAlloc) {
         while (true) {
             int p = nextPort.getAndIncrement();
             if (p < 1024 || p == -1) {
@@ -789,7 +822,7 @@ final class VsockMux implements AutoCloseable {
                 continue;
             }
             if (!connections.containsKey(key(p, peerPort))) {
-                VsockConnection conn = new VsockConnection(p, peerPort, bufAlloc(type),
+                VsockConnection conn = new VsockConnection(p, peerPort, connBufAlloc,
                         VsockConnection.State.CONNECTING_TO_GUEST, type);
                 conn.peerBufAlloc = 0; // the guest's RESPONSE tells
                 return conn;

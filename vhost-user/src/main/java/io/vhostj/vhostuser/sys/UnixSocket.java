@@ -17,6 +17,8 @@ public final class UnixSocket extends Fd {
     public static final int SOCK_STREAM = 1;
     public static final int SOCK_SEQPACKET = 5;
     private static final int SO_TYPE = 3;
+    private static final int SO_SNDBUF = 7;
+    private static final int POLLRDHUP = 0x2000;
     private static final int MSG_PEEK = 0x2;
     private static final int MSG_TRUNC = 0x20;
     private static final int MSG_DONTWAIT = 0x40;
@@ -164,7 +166,8 @@ public final class UnixSocket extends Fd {
         long iov = msg + MSGHDR_SIZE;
         long control = iov + 16;
         int sent = 0;
-        while (sent < length || (length == 0 && fdCount > 0 && sent == 0)) {
+        // at least one sendmsg: descriptors with no bytes, or an empty SEQPACKET message
+        for (boolean first = true; first || sent < length; first = false) {
             Native.zero(msg, MSGHDR_SIZE);
             Native.putLong(iov, address + sent);
             Native.putLong(iov + 8, length - sent);
@@ -304,6 +307,31 @@ public final class UnixSocket extends Fd {
         Native.putInt(buf + 8, 4);
         Native.check("getsockopt(SO_TYPE)", Native.LIBC.getsockopt(fd, SOL_SOCKET, SO_TYPE, buf, buf + 8));
         return Native.getInt(buf);
+    }
+
+    /** The socket's send buffer (SO_SNDBUF, as the kernel counts it); a Unix message may be 32 bytes less. */
+    public static int sendBufferSize(int fd) throws NativeException {
+        long buf = Native.scratch();
+        Native.putInt(buf, 0);
+        Native.putInt(buf + 8, 4);
+        Native.check("getsockopt(SO_SNDBUF)", Native.LIBC.getsockopt(fd, SOL_SOCKET, SO_SNDBUF, buf, buf + 8));
+        return Native.getInt(buf);
+    }
+
+    /**
+     * Whether the peer has shut its sending side or closed (POLLRDHUP or POLLHUP now): what tells
+     * a message socket's end of stream from an empty message, both of which read as 0 bytes.
+     */
+    public static boolean peerDone(int fd) throws NativeException {
+        long pfd = Native.scratch() + 512;
+        Native.putInt(pfd, fd);
+        Native.putShort(pfd + 4, (short) (POLLRDHUP | Poll.POLLHUP));
+        Native.putShort(pfd + 6, (short) 0);
+        int rc = Native.LIBC.poll(pfd, 1, 0);
+        if (rc < 0) {
+            throw new NativeException("poll", Native.errno());
+        }
+        return rc > 0 && (Native.getShort(pfd + 6) & (POLLRDHUP | Poll.POLLHUP)) != 0;
     }
 
     /**
