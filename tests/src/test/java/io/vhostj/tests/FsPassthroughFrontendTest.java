@@ -16,6 +16,7 @@ import io.vhostj.bench.FuseClient;
 import io.vhostj.fs.FsDevice;
 import io.vhostj.fs.FsOptions;
 import io.vhostj.fs.Fuse;
+import io.vhostj.fs.XattrIds;
 import io.vhostj.fs.XattrMap;
 import io.vhostj.vhostuser.sys.Errno;
 import io.vhostj.vhostuser.sys.Native;
@@ -648,6 +649,181 @@ class FsPassthroughFrontendTest {
             Native.putInt(a + Fuse.SETATTR_IN_UID, 2001);
             assertEquals(-Errno.EPERM, c.request(Fuse.SETATTR, node, Fuse.SETATTR_IN_SIZE, 16 + Fuse.ATTR_OUT_SIZE, TIMEOUT),
                     "chown to a forbidden guest uid");
+        }
+    }
+
+    private static final short ACL_USER_OBJ = 0x01;
+    private static final short ACL_GROUP_OBJ = 0x04;
+    private static final short ACL_MASK = 0x10;
+    private static final short ACL_OTHER = 0x20;
+
+    /** A system.posix_acl_* value, version 2: (tag, perm, id) triples; -1 for "no id". */
+    private static byte[] acl(int... entries) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(XattrIds.ACL_HEADER_SIZE
+                + entries.length / 3 * XattrIds.ACL_ENTRY_SIZE).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        b.putInt(XattrIds.ACL_VERSION);
+        for (int i = 0; i < entries.length; i += 3) {
+            b.putShort((short) entries[i]).putShort((short) entries[i + 1]).putInt(entries[i + 2]);
+        }
+        return b.array();
+    }
+
+    /** rw for the owner, r for user {@code user} and rw for group {@code group}, r for the rest. */
+    private static byte[] aclNaming(int user, int group) {
+        return acl(ACL_USER_OBJ, 6, -1, XattrIds.ACL_USER, 4, user, ACL_GROUP_OBJ, 4, -1, XattrIds.ACL_GROUP, 6, group,
+                ACL_MASK, 6, -1, ACL_OTHER, 4, -1);
+    }
+
+    /** A security.capability value, revision 3, effective, CAP_NET_BIND_SERVICE permitted, for {@code rootid}. */
+    private static byte[] capV3(int rootid) {
+        return java.nio.ByteBuffer.allocate(XattrIds.CAP_V3_SIZE).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                .putInt(XattrIds.CAP_REVISION_3 | 1).putInt(1 << 10).putInt(0).putInt(0).putInt(0).putInt(rootid)
+                .array();
+    }
+
+    /** SETXATTR of a binary value: the reply's error. */
+    private static int setXattr(FuseClient c, long node, String name, byte[] value) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
+        Native.zero(a, Fuse.SETXATTR_IN_COMPAT_SIZE);
+        Native.putInt(a + Fuse.SETXATTR_IN_SIZE_BYTES, value.length);
+        Native.copyFromArray(n, 0, a + Fuse.SETXATTR_IN_COMPAT_SIZE, n.length);
+        Native.copyFromArray(value, 0, a + Fuse.SETXATTR_IN_COMPAT_SIZE + n.length, value.length);
+        return c.request(Fuse.SETXATTR, node, Fuse.SETXATTR_IN_COMPAT_SIZE + n.length + value.length, 16, TIMEOUT);
+    }
+
+    /** GETXATTR of a binary value; fails the test on an error. */
+    private static byte[] getXattrBytes(FuseClient c, long node, String name) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
+        Native.zero(a, Fuse.GETXATTR_IN_SIZE);
+        Native.putInt(a + Fuse.GETXATTR_SIZE_BYTES, 256);
+        Native.copyFromArray(n, 0, a + Fuse.GETXATTR_IN_SIZE, n.length);
+        assertEquals(0, c.request(Fuse.GETXATTR, node, Fuse.GETXATTR_IN_SIZE + n.length, 16 + 256, TIMEOUT), name);
+        byte[] value = new byte[c.replyLength() - 16];
+        Native.copyToArray(c.out() + 16, value, 0, value.length);
+        return value;
+    }
+
+    /** The raw value of xattr {@code name} of host file {@code file}, as the host kernel gives it. */
+    private static byte[] hostXattr(Path file, String name) throws Exception {
+        long buf = Native.allocate(4096 + 256);
+        try (io.vhostj.vhostuser.sys.Fd fd = io.vhostj.vhostuser.sys.FileIo.open(file,
+                io.vhostj.vhostuser.sys.FileIo.O_RDONLY)) {
+            byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(n, 0, buf + 4096, n.length);
+            int length = io.vhostj.vhostuser.sys.FsIo.fgetxattr(fd.fd(), buf + 4096, buf, 4096);
+            byte[] value = new byte[length];
+            Native.copyToArray(buf, value, 0, length);
+            return value;
+        } finally {
+            Native.free(buf);
+        }
+    }
+
+    /** Sets xattr {@code name} of host file {@code file} as a host tool would. */
+    private static void setHostXattr(Path file, String name, byte[] value) throws Exception {
+        long buf = Native.allocate(4096 + 256);
+        try (io.vhostj.vhostuser.sys.Fd fd = io.vhostj.vhostuser.sys.FileIo.open(file,
+                io.vhostj.vhostuser.sys.FileIo.O_RDONLY)) {
+            byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
+            Native.copyFromArray(n, 0, buf + 4096, n.length);
+            Native.copyFromArray(value, 0, buf, value.length);
+            io.vhostj.vhostuser.sys.FsIo.fsetxattr(fd.fd(), buf + 4096, buf, value.length, 0);
+        } finally {
+            Native.free(buf);
+        }
+    }
+
+    /** Aborts, loudly, when the guest's first ACL is refused because the host file system has no ACLs. */
+    private static void requireAcls(int rc) {
+        if (rc == -Errno.ENOTSUP) {
+            System.err.println("\n!! SKIPPED: the temp directory's file system refuses POSIX ACLs (ENOTSUP): the "
+                    + "translation of ids inside system.posix_acl_* is NOT tested\n");
+            org.junit.jupiter.api.Assumptions.abort("no POSIX ACLs on the temp directory's file system");
+        }
+    }
+
+    @Test
+    void shouldTranslateTheIdsInsideAclsAndCapabilities() throws Exception {
+        if (!isRoot()) {
+            System.err.println("\n!! SKIPPED: setting ACLs naming other users and security.capability needs root\n");
+            org.junit.jupiter.api.Assumptions.abort("not root");
+        }
+        io.vhostj.fs.IdMap uids = io.vhostj.fs.IdMap.parse(List.of("map:1000:5000:10", "forbid-guest:2000:5"),
+                "--translate-uid");
+        io.vhostj.fs.IdMap gids = io.vhostj.fs.IdMap.parse(List.of("map:100:7100:10"), "--translate-gid");
+        try (FuseClient c = start(baseOptions().withXattr(true).withIdMaps(uids, gids))) {
+            Path file = dir.resolve("shared").resolve("hello.txt");
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+
+            // the guest names its uid 1003 and gid 105; the host file names host 5003 and 7105
+            int rc = setXattr(c, node, "system.posix_acl_access", aclNaming(1003, 105));
+            requireAcls(rc);
+            assertEquals(0, rc);
+            assertArrayEquals(aclNaming(5003, 7105), hostXattr(file, "system.posix_acl_access"));
+            assertArrayEquals(aclNaming(1003, 105), getXattrBytes(c, node, "system.posix_acl_access"), "and back");
+
+            assertEquals(-Errno.EPERM, setXattr(c, node, "system.posix_acl_access", aclNaming(2001, 105)),
+                    "an ACL naming a forbidden guest uid, as chown to it");
+            assertEquals(-Errno.EINVAL, setXattr(c, node, "system.posix_acl_access",
+                    java.util.Arrays.copyOf(aclNaming(1003, 105), 4 + 8 * 6 - 1)), "a torn entry");
+            byte[] version1 = aclNaming(1003, 105);
+            version1[0] = 1;
+            assertEquals(-Errno.EINVAL, setXattr(c, node, "system.posix_acl_access", version1));
+            assertArrayEquals(aclNaming(5003, 7105), hostXattr(file, "system.posix_acl_access"), "none of it landed");
+
+            // a default ACL on a directory, likewise
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "d"));
+            long d = entryNode(c);
+            assertEquals(0, setXattr(c, d, "system.posix_acl_default", aclNaming(1009, 100)));
+            assertArrayEquals(aclNaming(5009, 7100), hostXattr(dir.resolve("shared").resolve("d"),
+                    "system.posix_acl_default"));
+            assertArrayEquals(aclNaming(1009, 100), getXattrBytes(c, d, "system.posix_acl_default"));
+
+            // set on the host: host 6000 has no guest id, and reads as getattr shows an owner 6000
+            setHostXattr(file, "system.posix_acl_access", aclNaming(6000, 7101));
+            Files.setAttribute(file, "unix:uid", 6000);
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            int owner = Native.getInt(c.out() + 16 + Fuse.ENTRY_ATTR + Fuse.ATTR_UID);
+            assertEquals(6000, owner);
+            assertArrayEquals(aclNaming(owner, 101), getXattrBytes(c, node, "system.posix_acl_access"));
+
+            // security.capability revision 3: its rootid is a uid
+            assertEquals(0, setXattr(c, node, "security.capability", capV3(1003)));
+            assertArrayEquals(capV3(5003), hostXattr(file, "security.capability"), "rootid 1003 is host 5003");
+            assertArrayEquals(capV3(1003), getXattrBytes(c, node, "security.capability"), "and back");
+            assertEquals(-Errno.EPERM, setXattr(c, node, "security.capability", capV3(2001)));
+            assertArrayEquals(capV3(5003), hostXattr(file, "security.capability"));
+            byte[] v2 = java.util.Arrays.copyOf(capV3(1003), XattrIds.CAP_ROOTID);
+            v2[3] = 0x02; // VFS_CAP_REVISION_2: no rootid, passed as it is
+            assertEquals(0, setXattr(c, node, "security.capability", v2));
+            assertArrayEquals(v2, hostXattr(file, "security.capability"));
+            assertArrayEquals(v2, getXattrBytes(c, node, "security.capability"));
+        }
+    }
+
+    @Test
+    void shouldTranslateIdsInsideValuesByTheHostsNameOnly() throws Exception {
+        if (!isRoot()) {
+            System.err.println("\n!! SKIPPED: trusted.* xattrs need root\n");
+            org.junit.jupiter.api.Assumptions.abort("not root");
+        }
+        // every guest name under trusted.virtiofs. on the host: the guest's ACL is a plain xattr
+        // there, kept with the guest's ids, and not enforced by the host
+        XattrMap map = XattrMap.parse(":prefix:all::trusted.virtiofs.::bad:all:::", "--xattrmap");
+        io.vhostj.fs.IdMap uids = io.vhostj.fs.IdMap.parse(List.of("map:1000:5000:10"), "--translate-uid");
+        try (FuseClient c = start(baseOptions().withXattrMap(map).withIdMaps(uids, io.vhostj.fs.IdMap.identity()))) {
+            Path file = dir.resolve("shared").resolve("hello.txt");
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            assertEquals(0, setXattr(c, node, "system.posix_acl_access", aclNaming(1003, 105)));
+            assertArrayEquals(aclNaming(1003, 105), hostXattr(file, "trusted.virtiofs.system.posix_acl_access"));
+            assertArrayEquals(aclNaming(1003, 105), getXattrBytes(c, node, "system.posix_acl_access"));
+            io.vhostj.vhostuser.sys.NativeException e = assertThrows(io.vhostj.vhostuser.sys.NativeException.class,
+                    () -> hostXattr(file, "system.posix_acl_access"));
+            assertEquals(61 /* ENODATA */, e.errno(), "the host file has no ACL of its own");
         }
     }
 

@@ -64,7 +64,8 @@ public final class FsMain implements Callable<Integer> {
     @Option(names = "--translate-uid", paramLabel = "SPEC",
             description = "UID translation, repeatable: map|guest|host|squash-guest|squash-host:FROM:TO:COUNT or "
                     + "forbid-guest:FROM:COUNT (as virtiofsd). Guest to host for the owners of new files and chown, "
-                    + "host to guest for the attributes the guest sees; a forbidden guest id cannot create or chown.")
+                    + "host to guest for the attributes the guest sees; both ways for the ids inside POSIX ACLs and "
+                    + "security.capability (v3 rootid); a forbidden guest id cannot create, chown or be named in them.")
     java.util.List<String> translateUid = new java.util.ArrayList<>();
 
     @Option(names = "--translate-gid", paramLabel = "SPEC", description = "GID translation, as --translate-uid.")

@@ -751,6 +751,9 @@ final class FuseQueueHandler implements QueueHandler {
                 }
                 request.chain().readFromChain(valueAt, dents, size);
                 int refused = toHostName(len);
+                if (refused == 0) {
+                    refused = toHostValue(size); // by the host's name: after --xattrmap
+                }
                 if (refused != 0) {
                     return error(refused);
                 }
@@ -968,6 +971,9 @@ final class FuseQueueHandler implements QueueHandler {
                 Native.copy(dents, reply + Fuse.OUT_HEADER_SIZE, n);
             }
         }
+        if (opcode == Fuse.GETXATTR && size != 0) {
+            toGuestValue(reply + Fuse.OUT_HEADER_SIZE, n); // the length is the same either way
+        }
         if (size == 0) {
             long out = reply + Fuse.OUT_HEADER_SIZE;
             Native.zero(out, Fuse.GETXATTR_OUT_SIZE);
@@ -1001,6 +1007,33 @@ final class FuseQueueHandler implements QueueHandler {
         Native.copyFromArray(host.name(), 0, name, host.name().length);
         Native.putByte(name + host.name().length, (byte) 0);
         return 0;
+    }
+
+    /**
+     * With --translate-uid/--translate-gid: the ids inside the guest's value of {@code size} bytes
+     * in {@link #dents} made the host's, for the host name in {@link #name}; 0, or the errno
+     * refusing the value (see {@link XattrIds#toHost}).
+     */
+    private int toHostValue(int size) {
+        if (fs.uidMap().isIdentity() && fs.gidMap().isIdentity()) {
+            return 0;
+        }
+        XattrIds.Kind kind = XattrIds.kindOf(name);
+        return kind == null ? 0 : XattrIds.toHost(kind, dents, size, fs.uidMap(), fs.gidMap());
+    }
+
+    /**
+     * With --translate-uid/--translate-gid: the ids inside the host's value of {@code size} bytes
+     * at {@code value} made the guest's, for the host name in {@link #name}.
+     */
+    private void toGuestValue(long value, int size) {
+        if (fs.uidMap().isIdentity() && fs.gidMap().isIdentity()) {
+            return;
+        }
+        XattrIds.Kind kind = XattrIds.kindOf(name);
+        if (kind != null) {
+            XattrIds.toGuest(kind, value, size, fs.uidMap(), fs.gidMap());
+        }
     }
 
     /** Rewrites the host's list of {@code length} bytes in {@link #dents} as the guest sees it; its new length. */

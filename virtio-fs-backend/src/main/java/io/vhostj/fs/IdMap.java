@@ -15,7 +15,8 @@ import java.util.List;
  *   forbid-guest:GUEST:COUNT       guest ids that may not own anything: creating or chown fails, EPERM
  * </pre>
  * Ranges of one direction may not overlap; an id no range covers stays as it is. Guest to host
- * applies to the ids new files get and to chown; host to guest to the attributes the guest sees.
+ * applies to the ids new files get and to chown; host to guest to the attributes the guest sees;
+ * both to the ids inside POSIX ACL and file capability xattrs ({@link XattrIds}).
  */
 public final class IdMap {
     /** Returned by {@link #toHost} for a forbidden guest id. */
