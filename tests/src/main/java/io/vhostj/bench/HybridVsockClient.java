@@ -72,4 +72,20 @@ public final class HybridVsockClient {
             Native.free(one);
         }
     }
+
+    /** One message off a SOCK_SEQPACKET socket (at most 64 KiB), waiting up to {@code timeoutMs} for it. */
+    public static String receiveMessage(UnixSocket s, int timeoutMs) throws NativeException {
+        if (!Poll.readable(s.fd(), timeoutMs)) {
+            throw new NativeException("recvmsg", "no message within " + timeoutMs + " ms");
+        }
+        long buf = Native.allocate(65536);
+        try {
+            int n = s.receive(buf, 65536, new int[1]);
+            byte[] b = new byte[n];
+            Native.copyToArray(buf, b, 0, n);
+            return new String(b, StandardCharsets.ISO_8859_1);
+        } finally {
+            Native.free(buf);
+        }
+    }
 }

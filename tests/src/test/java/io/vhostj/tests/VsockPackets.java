@@ -44,4 +44,24 @@ final class VsockPackets {
         List<Packet> got = receive(guest, 1);
         return got.isEmpty() ? 0 : got.get(0).op();
     }
+
+    /** {@code vhostj vsock} for guest CID 3 on {@code sock} and {@code uds}, once its socket is there. */
+    static Process startVsock(java.nio.file.Path log, java.nio.file.Path sock, java.nio.file.Path uds) throws Exception {
+        Process backend = BackendProcess.launchVhostj(log, "vsock", "--guest-cid", "3", "--socket-path",
+                sock.toString(), "--uds-path", uds.toString());
+        for (int i = 0; i < 400 && !java.nio.file.Files.exists(sock); i++) {
+            Thread.sleep(50);
+        }
+        org.junit.jupiter.api.Assertions.assertTrue(backend.isAlive(), java.nio.file.Files.readString(log));
+        return backend;
+    }
+
+    /** SIGTERM: a clean exit, and no exception in the log. */
+    static void stopVsock(Process backend, java.nio.file.Path log) throws Exception {
+        backend.destroy();
+        org.junit.jupiter.api.Assertions.assertTrue(backend.waitFor(10, java.util.concurrent.TimeUnit.SECONDS));
+        String text = java.nio.file.Files.readString(log);
+        org.junit.jupiter.api.Assertions.assertEquals(0, backend.exitValue(), text);
+        org.junit.jupiter.api.Assertions.assertFalse(text.contains("Exception"), text);
+    }
 }

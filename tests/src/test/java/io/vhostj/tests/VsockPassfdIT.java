@@ -62,12 +62,7 @@ class VsockPassfdIT {
         log = dir.resolve("vsock.log");
         uds = dir.resolve("v.vsock");
         Path sock = dir.resolve("v.sock");
-        backend = BackendProcess.launchVhostj(log, "vsock", "--guest-cid", "3", "--socket-path", sock.toString(),
-                "--uds-path", uds.toString());
-        for (int i = 0; i < 400 && !Files.exists(sock); i++) {
-            Thread.sleep(50);
-        }
-        assertTrue(backend.isAlive(), Files.readString(log));
+        backend = startVsock(log, sock, uds);
         guest = VsockClient.connect(sock, 64, 4096);
     }
 
@@ -76,10 +71,7 @@ class VsockPassfdIT {
         if (guest != null) {
             guest.close();
         }
-        backend.destroy();
-        assertTrue(backend.waitFor(10, TimeUnit.SECONDS));
-        assertEquals(0, backend.exitValue(), Files.readString(log));
-        assertFalse(Files.readString(log).contains("Exception"), Files.readString(log));
+        stopVsock(backend, log);
     }
 
     @Test

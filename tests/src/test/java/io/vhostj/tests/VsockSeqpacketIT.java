@@ -49,20 +49,12 @@ class VsockSeqpacketIT {
         log = dir.resolve("vsock.log");
         uds = dir.resolve("v.vsock");
         sock = dir.resolve("v.sock");
-        backend = BackendProcess.launchVhostj(log, "vsock", "--guest-cid", "3", "--socket-path", sock.toString(),
-                "--uds-path", uds.toString());
-        for (int i = 0; i < 400 && !Files.exists(sock); i++) {
-            Thread.sleep(50);
-        }
-        assertTrue(backend.isAlive(), Files.readString(log));
+        backend = startVsock(log, sock, uds);
     }
 
     @AfterEach
     void stop() throws Exception {
-        backend.destroy();
-        assertTrue(backend.waitFor(10, TimeUnit.SECONDS));
-        assertEquals(0, backend.exitValue(), Files.readString(log));
-        assertFalse(Files.readString(log).contains("Exception"), Files.readString(log));
+        stopVsock(backend, log);
     }
 
     @Test
@@ -173,18 +165,8 @@ class VsockSeqpacketIT {
         Native.free(buf);
     }
 
-    /** One message off a SOCK_SEQPACKET socket. */
     private static String receiveMessage(UnixSocket s) throws Exception {
-        assertTrue(Poll.readable(s.fd(), 10_000), "no message within 10 s");
-        long buf = Native.allocate(65536);
-        try {
-            int n = s.receive(buf, 65536, new int[1]);
-            byte[] b = new byte[n];
-            Native.copyToArray(buf, b, 0, n);
-            return new String(b, StandardCharsets.US_ASCII);
-        } finally {
-            Native.free(buf);
-        }
+        return HybridVsockClient.receiveMessage(s, 10_000);
     }
 
     /** {@code count} messages the guest receives from {@code hostPort}, each assembled up to its EOM. */

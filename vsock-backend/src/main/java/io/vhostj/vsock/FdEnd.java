@@ -1,5 +1,7 @@
 package io.vhostj.vsock;
 
+import static io.vhostj.vsock.EpollBits.*;
+
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
@@ -35,12 +37,6 @@ import io.vhostj.vhostuser.sys.UnixSocket;
  */
 final class FdEnd implements HostEnd, EpollIoHandle {
     private static final Logger LOG = LoggerFactory.getLogger(FdEnd.class);
-    private static final int EPOLLIN = 0x1;
-    private static final int EPOLLOUT = 0x4;
-    private static final int EPOLLERR = 0x8;
-    private static final int EPOLLHUP = 0x10;
-    private static final int EPOLLRDHUP = 0x2000;
-    private static final int EPOLLET = 1 << 31;
     private static final int READ_SIZE = 64 * 1024;
     /** Reads per turn on the event loop, as netty's channels make 16 per read event. */
     private static final int READS_PER_TURN = 16;

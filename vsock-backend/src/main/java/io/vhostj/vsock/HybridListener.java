@@ -1,5 +1,7 @@
 package io.vhostj.vsock;
 
+import static io.vhostj.vsock.EpollBits.*;
+
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
@@ -38,9 +40,6 @@ final class HybridListener implements EpollIoHandle {
     /** Host programs at most in their first line at once; more are closed at once. */
     private static final int MAX_HANDSHAKES = 1024;
     private static final long REST_MS = 100;
-    private static final int EPOLLIN = 0x1;
-    private static final int EPOLLERR = 0x8;
-    private static final int EPOLLET = 1 << 31;
 
     /** What the mux does once a host program has said what it wants. */
     interface Requests {

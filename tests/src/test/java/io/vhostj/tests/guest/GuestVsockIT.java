@@ -431,20 +431,8 @@ class GuestVsockIT {
         }
     }
 
-    /** One message off a SOCK_SEQPACKET socket (waits up to STEP_SECONDS for it). */
     private static String receiveMessage(UnixSocket s) throws IOException {
-        if (!io.vhostj.vhostuser.sys.Poll.readable(s.fd(), (int) TimeUnit.SECONDS.toMillis(STEP_SECONDS))) {
-            throw new IOException("no message within " + STEP_SECONDS + " s");
-        }
-        long buf = Native.allocate(65536);
-        try {
-            int n = s.receive(buf, 65536, new int[1]);
-            byte[] b = new byte[n];
-            Native.copyToArray(buf, b, 0, n);
-            return new String(b, StandardCharsets.US_ASCII);
-        } finally {
-            Native.free(buf);
-        }
+        return HybridVsockClient.receiveMessage(s, (int) TimeUnit.SECONDS.toMillis(STEP_SECONDS));
     }
 
     /** One line without its '\n', read a byte at a time so nothing after it is consumed. */

@@ -57,12 +57,7 @@ public final class UnixSocket extends Fd {
 
     /** Whether this socket is a listening one (SO_ACCEPTCONN) rather than a connected one. */
     public boolean isListening() throws NativeException {
-        long buf = Native.scratch();
-        Native.putInt(buf, 0);
-        Native.putInt(buf + 8, 4);
-        Native.check("getsockopt(SO_ACCEPTCONN)",
-                Native.LIBC.getsockopt(fd(), SOL_SOCKET, SO_ACCEPTCONN, buf, buf + 8));
-        return Native.getInt(buf) != 0;
+        return intOption(fd(), SO_ACCEPTCONN, "SO_ACCEPTCONN") != 0;
     }
 
     public static UnixSocket listen(Path path, int backlog) throws NativeException {
@@ -302,19 +297,20 @@ public final class UnixSocket extends Fd {
 
     /** The socket type of {@code fd} (SO_TYPE): {@link #SOCK_STREAM}, {@link #SOCK_SEQPACKET}, ... */
     public static int socketType(int fd) throws NativeException {
-        long buf = Native.scratch();
-        Native.putInt(buf, 0);
-        Native.putInt(buf + 8, 4);
-        Native.check("getsockopt(SO_TYPE)", Native.LIBC.getsockopt(fd, SOL_SOCKET, SO_TYPE, buf, buf + 8));
-        return Native.getInt(buf);
+        return intOption(fd, SO_TYPE, "SO_TYPE");
     }
 
     /** The socket's send buffer (SO_SNDBUF, as the kernel counts it); a Unix message may be 32 bytes less. */
     public static int sendBufferSize(int fd) throws NativeException {
+        return intOption(fd, SO_SNDBUF, "SO_SNDBUF");
+    }
+
+    /** An int-valued SOL_SOCKET option of {@code fd}. */
+    private static int intOption(int fd, int option, String name) throws NativeException {
         long buf = Native.scratch();
         Native.putInt(buf, 0);
         Native.putInt(buf + 8, 4);
-        Native.check("getsockopt(SO_SNDBUF)", Native.LIBC.getsockopt(fd, SOL_SOCKET, SO_SNDBUF, buf, buf + 8));
+        Native.check("getsockopt(" + name + ")", Native.LIBC.getsockopt(fd, SOL_SOCKET, option, buf, buf + 8));
         return Native.getInt(buf);
     }
 
