@@ -55,7 +55,8 @@ class FsSandboxIT {
             Process p = start(log, "--socket-path", sock.toString(), "--shared-dir", shared.toString());
             try {
                 awaitSocket(sock, log, p);
-                Path root = Path.of("/proc", Long.toString(p.pid()), "root");
+                long jvm = jvmPid(p);
+                Path root = Path.of("/proc", Long.toString(jvm), "root");
                 List<String> top = new ArrayList<>();
                 try (var s = Files.list(root)) {
                     s.forEach(e -> top.add(e.getFileName().toString()));
@@ -65,10 +66,14 @@ class FsSandboxIT {
                 assertFalse(Files.exists(root.resolve("proc/self")), "no /proc inside: " + top);
                 assertFalse(Files.exists(root.resolve(Path.of("/").relativize(dir)).resolve("outside.txt")),
                         "the directory around the export is out of reach");
-                assertNotEquals(Files.readSymbolicLink(Path.of("/proc/self/ns/mnt")),
-                        Files.readSymbolicLink(Path.of("/proc", Long.toString(p.pid()), "ns", "mnt")));
-                assertNotEquals(Files.readSymbolicLink(Path.of("/proc/self/ns/net")),
-                        Files.readSymbolicLink(Path.of("/proc", Long.toString(p.pid()), "ns", "net")));
+                for (String ns : List.of("mnt", "net", "pid")) {
+                    assertNotEquals(Files.readSymbolicLink(Path.of("/proc/self/ns", ns)),
+                            Files.readSymbolicLink(Path.of("/proc", Long.toString(jvm), "ns", ns)), ns + " namespace");
+                }
+                // pid 1 of its own pid namespace: no host process is there to see or signal
+                String nspid = Files.readAllLines(Path.of("/proc", Long.toString(jvm), "status")).stream()
+                        .filter(l -> l.startsWith("NSpid:")).findFirst().orElseThrow();
+                assertTrue(nspid.matches("NSpid:\\s+" + jvm + "\\s+1"), nspid);
                 assertThrows(java.io.IOException.class, () -> Files.writeString(root.resolve("new.txt"), "x"),
                         "the sandbox's root is read-only");
 
@@ -102,7 +107,7 @@ class FsSandboxIT {
                 "--sandbox", "chroot");
         try {
             awaitSocket(sock, log, p);
-            assertEquals(shared.toRealPath(), Files.readSymbolicLink(Path.of("/proc", Long.toString(p.pid()), "root")));
+            assertEquals(shared.toRealPath(), Files.readSymbolicLink(Path.of("/proc", Long.toString(jvmPid(p)), "root")));
             try (FuseClient c = FuseClient.connect(sock, 64)) {
                 assertEquals(0, c.init(38, 0, 0, TIMEOUT), Files.readString(log));
                 assertEquals("hello from the host", read(c, lookup(c, Fuse.ROOT_ID, "hello.txt")));
@@ -112,6 +117,29 @@ class FsSandboxIT {
         } finally {
             stop(p, log);
         }
+    }
+
+    @Test
+    void shouldStopTheBackendWhenTheProcessItWasStartedAsIsKilled() throws Exception {
+        Path sock = dir.resolve("kill.sock");
+        Path log = dir.resolve("kill.log");
+        Process p = start(log, "--socket-path", sock.toString(), "--shared-dir", shared.toString());
+        awaitSocket(sock, log, p);
+        ProcessHandle jvm = ProcessHandle.of(jvmPid(p)).orElseThrow();
+        p.destroyForcibly(); // SIGKILL to what the caller started, as a runtime tearing down does
+        assertTrue(jvm.onExit().get(20, TimeUnit.SECONDS) != null && !jvm.isAlive(), "the JVM outlived it");
+        assertTrue(Files.readString(log).contains("SIGTERM received"), "it was told to stop:\n" + Files.readString(log));
+        assertFalse(Files.exists(sock), "and removed its socket");
+    }
+
+    /**
+     * The backend's JVM: the started process itself, or (in the namespace sandbox, which needs a
+     * fork for its pid namespace) the java process below it.
+     */
+    private static long jvmPid(Process p) {
+        return java.util.stream.Stream.concat(java.util.stream.Stream.of(p.toHandle()), p.toHandle().descendants())
+                .filter(h -> h.info().command().orElse("").endsWith("/java")).findFirst()
+                .orElseThrow(() -> new AssertionError("no java process under " + p.pid())).pid();
     }
 
     @Test
