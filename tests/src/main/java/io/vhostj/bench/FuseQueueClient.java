@@ -1,0 +1,219 @@
+package io.vhostj.bench;
+
+import java.nio.file.Path;
+
+import io.vhostj.fs.Fuse;
+import io.vhostj.vhostuser.frontend.DriverQueue;
+import io.vhostj.vhostuser.frontend.GuestRam;
+import io.vhostj.vhostuser.frontend.VhostUserFrontend;
+import io.vhostj.vhostuser.protocol.ProtocolFeature;
+import io.vhostj.vhostuser.sys.EventFd;
+import io.vhostj.vhostuser.sys.Native;
+import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.virtq.VirtioFeatures;
+
+/**
+ * The guest's side of a vhost-user-fs device with many FUSE requests in flight on the first
+ * request queue, as {@link BlkClient} does for virtio-blk. Each of {@code slots} request slots owns
+ * a request buffer (in-header at 0, argument at 40, as the Linux driver lays them out) and a reply
+ * buffer (out-header at 0, result at 16) in guest RAM; a request is a chain of one readable and, if
+ * it expects a reply, one writable descriptor. Completions come from polling the used ring, in the
+ * order the backend finishes them. Allocation-free per request; single-threaded.
+ * {@link FuseClient} stays the one-at-a-time client the tests use.
+ */
+public final class FuseQueueClient implements AutoCloseable {
+    /** Completion callback: the slot, the out-header's error (0 or a negated errno) and the used length. */
+    public interface Completion {
+        void completed(int slot, int error, int usedLength);
+    }
+
+    private static final long RAM_GPA = 0x4000_0000L;
+
+    private final VhostUserFrontend frontend;
+    private final GuestRam ram;
+    private final DriverQueue queue;
+    private final EventFd kick;
+    private final EventFd call;
+    private final int inBytes;
+    private final int outBytes;
+    private final long[] inGpa;
+    private final long[] outGpa;
+    private final long[] inHost;
+    private final long[] outHost;
+    private final long[] uniqueOfSlot;
+    private final int[] slotOfHead;
+    private final long[] addrs = new long[2];
+    private final int[] lens = new int[2];
+    private long unique = 1;
+    private DriverQueue.UsedConsumer reaper;
+    private Completion completion;
+
+    private FuseQueueClient(Path socket, int queueSize, int slots, int inBytes, int outBytes) throws Exception {
+        this.inBytes = inBytes;
+        this.outBytes = outBytes;
+        frontend = VhostUserFrontend.connect(socket, 5000);
+        try {
+            long features = frontend.negotiate(
+                    VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX),
+                    ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG)
+                            | ProtocolFeature.bit(ProtocolFeature.MQ));
+            long perSlot = align(inBytes) + align(outBytes);
+            long ramSize = (slots * perSlot + 64L * queueSize + (4 << 20) + 0xfffff) & ~0xfffffL;
+            ram = new GuestRam(RAM_GPA, ramSize);
+            frontend.setMemTable(ram);
+            queue = new DriverQueue(ram, queueSize, VirtioFeatures.has(features, VirtioFeatures.RING_EVENT_IDX));
+            queue.interrupts(false); // we busy-poll the used ring
+            kick = EventFd.create();
+            call = EventFd.create();
+            frontend.startQueue(1, queue, kick, call); // queue 0 is the high-priority queue
+            inGpa = new long[slots];
+            outGpa = new long[slots];
+            inHost = new long[slots];
+            outHost = new long[slots];
+            for (int i = 0; i < slots; i++) {
+                inGpa[i] = ram.allocate(inBytes, 4096);
+                outGpa[i] = ram.allocate(outBytes, 4096);
+                inHost[i] = ram.host(inGpa[i]);
+                outHost[i] = ram.host(outGpa[i]);
+            }
+            uniqueOfSlot = new long[slots];
+            slotOfHead = new int[queueSize];
+        } catch (Exception e) {
+            frontend.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Connects with {@code slots} request slots of {@code inBytes} request and {@code outBytes}
+     * reply buffer each; {@code queueSize} must leave two descriptors per slot.
+     */
+    public static FuseQueueClient connect(Path socket, int queueSize, int slots, int inBytes, int outBytes)
+            throws Exception {
+        if (slots < 1 || 2 * slots > queueSize) {
+            throw new IllegalArgumentException(slots + " slots on a queue of " + queueSize);
+        }
+        return new FuseQueueClient(socket, queueSize, slots, inBytes, outBytes);
+    }
+
+    private static long align(long n) {
+        return (n + 4095) & ~4095L;
+    }
+
+    /** Host address of slot {@code slot}'s request buffer: the in-header at 0, the argument at 40. */
+    public long in(int slot) {
+        return inHost[slot];
+    }
+
+    /** Host address of slot {@code slot}'s reply buffer: the out-header at 0, the result at 16. */
+    public long out(int slot) {
+        return outHost[slot];
+    }
+
+    /**
+     * Queues the request whose argument the caller put at {@code in(slot) + 40}, of
+     * {@code argBytes} bytes, with room for {@code replyBytes} of reply (0: a request without
+     * reply, FORGET); visible to the backend after {@link #flush()}. False if the ring is full.
+     */
+    public boolean submit(int slot, int opcode, long nodeId, int argBytes, int replyBytes) {
+        int len = Fuse.IN_HEADER_SIZE + argBytes;
+        if (len > inBytes || replyBytes > outBytes) {
+            throw new IllegalArgumentException("request of " + len + " bytes or reply of " + replyBytes
+                    + " does not fit the slot's buffers");
+        }
+        long h = inHost[slot];
+        long u = ++unique;
+        Native.putInt(h + Fuse.IN_LEN, len);
+        Native.putInt(h + Fuse.IN_OPCODE, opcode);
+        Native.putLong(h + Fuse.IN_UNIQUE, u);
+        Native.putLong(h + Fuse.IN_NODEID, nodeId);
+        Native.putInt(h + Fuse.IN_UID, 0);
+        Native.putInt(h + Fuse.IN_GID, 0);
+        Native.putInt(h + Fuse.IN_PID, 1);
+        Native.putShort(h + Fuse.IN_TOTAL_EXTLEN, (short) 0);
+        Native.putShort(h + Fuse.IN_PADDING, (short) 0);
+        addrs[0] = inGpa[slot];
+        lens[0] = len;
+        int writable = 0;
+        if (replyBytes > 0) {
+            Native.zero(outHost[slot], Fuse.OUT_HEADER_SIZE);
+            addrs[1] = outGpa[slot];
+            lens[1] = replyBytes;
+            writable = 1;
+        }
+        int head = queue.add(addrs, lens, 1, writable);
+        if (head < 0) {
+            return false;
+        }
+        uniqueOfSlot[slot] = u;
+        slotOfHead[head] = slot;
+        return true;
+    }
+
+    /** Publishes queued requests and kicks if the backend wants a kick. */
+    public void flush() throws NativeException {
+        queue.publishAndKick(kick);
+    }
+
+    /**
+     * Reaps completed requests; returns how many. A reply whose out-header does not echo its
+     * request's unique is a broken backend: IllegalStateException.
+     */
+    public int poll(Completion c) {
+        if (reaper == null) {
+            reaper = (head, length) -> {
+                int slot = slotOfHead[head];
+                int error = 0;
+                if (length >= Fuse.OUT_HEADER_SIZE) {
+                    long o = outHost[slot];
+                    long echoed = Native.getLong(o + Fuse.OUT_UNIQUE);
+                    if (echoed != uniqueOfSlot[slot]) {
+                        throw new IllegalStateException("reply carries unique " + echoed + ", its request had "
+                                + uniqueOfSlot[slot]);
+                    }
+                    error = Native.getInt(o + Fuse.OUT_ERROR);
+                }
+                completion.completed(slot, error, length);
+            };
+        }
+        completion = c;
+        return queue.reap(reaper);
+    }
+
+    /** Requests posted and not yet reaped. */
+    public int inFlight() {
+        return queue.inFlight();
+    }
+
+    /**
+     * Sends one request in {@code slot} and waits (busy) for it, with nothing else in flight;
+     * returns the out-header's error.
+     */
+    public int call(int slot, int opcode, long nodeId, int argBytes, int replyBytes, long timeoutNanos)
+            throws NativeException {
+        if (queue.inFlight() != 0) {
+            throw new IllegalStateException("call() with requests in flight");
+        }
+        if (!submit(slot, opcode, nodeId, argBytes, replyBytes)) {
+            throw new IllegalStateException("ring full");
+        }
+        flush();
+        int[] error = {0};
+        long deadline = System.nanoTime() + timeoutNanos;
+        while (poll((s, e, len) -> error[0] = e) == 0) {
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("no reply within " + timeoutNanos / 1_000_000 + " ms");
+            }
+            Thread.onSpinWait();
+        }
+        return error[0];
+    }
+
+    @Override
+    public void close() {
+        frontend.close();
+        kick.close();
+        call.close();
+        ram.close();
+    }
+}
