@@ -58,7 +58,7 @@ public final class FsMain implements Callable<Integer> {
             description = "namespace (default, needs root): the process's root becomes a read-only tmpfs holding "
                     + "only the shared directory and, read-only, the JDK and vhostj's jars; no /proc, no network, "
                     + "pid 1 of its own pid namespace (bin/vhostj stays as the started process, passes TERM/INT/HUP "
-                    + "on and exits with the backend's status). "
+                    + "on and exits with the backend's status; killed, it takes the backend with it). "
                     + "chroot (needs root): chroot(2) into the shared directory. none: no confinement (names are "
                     + "still resolved one component at a time, never following symlinks out).")
     String sandbox;

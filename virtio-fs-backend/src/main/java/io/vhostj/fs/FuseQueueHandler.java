@@ -751,11 +751,12 @@ final class FuseQueueHandler implements QueueHandler {
                 }
                 request.chain().readFromChain(valueAt, dents, size);
                 int refused = toHostName(len);
-                if (refused == 0) {
-                    refused = toHostValue(size); // by the host's name: after --xattrmap
-                }
                 if (refused != 0) {
                     return error(refused);
+                }
+                size = toHostValue(size); // by the host's name: after --xattrmap
+                if (size < 0) {
+                    return error(-size);
                 }
                 int flags = request.argInt(Fuse.SETXATTR_IN_FLAGS);
                 if (xattrInPlace(inode)) {
@@ -995,6 +996,9 @@ final class FuseQueueHandler implements QueueHandler {
         if (map == null) {
             return 0;
         }
+        if (length == 0) {
+            return Errno.ERANGE; // as the kernel answers an empty name; no map may give it a host name
+        }
         byte[] guest = new byte[length];
         Native.copyToArray(name, guest, 0, length);
         XattrMap.HostName host = map.toHost(guest);
@@ -1011,15 +1015,23 @@ final class FuseQueueHandler implements QueueHandler {
 
     /**
      * With --translate-uid/--translate-gid: the ids inside the guest's value of {@code size} bytes
-     * in {@link #dents} made the host's, for the host name in {@link #name}; 0, or the errno
-     * refusing the value (see {@link XattrIds#toHost}).
+     * in {@link #dents} made the host's, for the host name in {@link #name}; the value's size
+     * then (a capability without rootid grows into one with), or -errno refusing the value (see
+     * {@link XattrIds#toHost}).
      */
     private int toHostValue(int size) {
         if (fs.uidMap().isIdentity() && fs.gidMap().isIdentity()) {
-            return 0;
+            return size;
         }
         XattrIds.Kind kind = XattrIds.kindOf(name);
-        return kind == null ? 0 : XattrIds.toHost(kind, dents, size, fs.uidMap(), fs.gidMap());
+        if (kind == XattrIds.Kind.CAPABILITY) {
+            size = XattrIds.widenCapability(dents, size, fs.uidMap());
+            if (size < 0) {
+                return size;
+            }
+        }
+        int refused = kind == null ? 0 : XattrIds.toHost(kind, dents, size, fs.uidMap(), fs.gidMap());
+        return refused != 0 ? -refused : size;
     }
 
     /**

@@ -45,7 +45,11 @@ public final class XattrIds {
     public static final int CAP_ROOTID = CAP_DATA + CAP_U32 * CAP_DATA_SIZE;
     public static final int CAP_V3_SIZE = CAP_ROOTID + 4;
     public static final int CAP_REVISION_MASK = 0xff00_0000;
+    public static final int CAP_REVISION_1 = 0x0100_0000;
+    public static final int CAP_REVISION_2 = 0x0200_0000;
     public static final int CAP_REVISION_3 = 0x0300_0000;
+    /** VFS_CAP_FLAGS_EFFECTIVE. */
+    public static final int CAP_FLAGS_EFFECTIVE = 0x1;
 
     /** Which values carry ids. */
     public enum Kind {
@@ -154,6 +158,39 @@ public final class XattrIds {
     private static boolean isAcl(long value, int size) {
         return size >= ACL_HEADER_SIZE && (size - ACL_HEADER_SIZE) % ACL_ENTRY_SIZE == 0
                 && Native.getInt(value + ACL_HEADER_VERSION) == ACL_VERSION;
+    }
+
+    /**
+     * A revision 1 or 2 capability has no rootid: the host kernel would give it effect in every
+     * namespace, as if host root had set it. When guest root is not host root it becomes a
+     * revision 3 capability whose rootid is guest root's host id, as the kernel converts a
+     * capability set from inside a user namespace; EPERM if guest root is forbidden. Returns the
+     * value's size then (in place: {@code value} must have room for {@link #CAP_V3_SIZE} bytes), or
+     * -errno. Anything else keeps its size.
+     */
+    public static int widenCapability(long value, int size, IdMap uids) {
+        if (size < CAP_MAGIC_ETC + 4) {
+            return size;
+        }
+        int magic = Native.getInt(value + CAP_MAGIC_ETC);
+        int revision = magic & CAP_REVISION_MASK;
+        int pairs = revision == CAP_REVISION_1 ? 1 : revision == CAP_REVISION_2 ? 2 : 0;
+        if (pairs == 0 || size != CAP_DATA + pairs * CAP_DATA_SIZE) {
+            return size; // revision 3 is translated by toHost; the kernel refuses anything malformed
+        }
+        long root = uids.toHost(0);
+        if (root == IdMap.FORBIDDEN) {
+            return -Errno.EPERM;
+        }
+        if (root == 0) {
+            return size;
+        }
+        if (pairs == 1) {
+            Native.zero(value + CAP_DATA + CAP_DATA_SIZE, CAP_DATA_SIZE);
+        }
+        Native.putInt(value + CAP_MAGIC_ETC, CAP_REVISION_3 | (magic & CAP_FLAGS_EFFECTIVE));
+        Native.putInt(value + CAP_ROOTID, 0); // guest root, made the host's by toHost
+        return CAP_V3_SIZE;
     }
 
     private static boolean isRevision3(long value) {

@@ -167,6 +167,33 @@ class XattrIdsTest {
     }
 
     /** A revision 3 capability with the effective bit, CAP_NET_BIND_SERVICE permitted, and {@code rootid}. */
+    @Test
+    void shouldWidenARootlessCapabilityToRevision3WithGuestRootsHostId() {
+        IdMap rootMapped = IdMap.parse(List.of("map:0:100000:65536"), "--translate-uid");
+        byte[] v2 = ByteBuffer.allocate(20).order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(XattrIds.CAP_REVISION_2 | 1).putInt(1 << 7).putInt(0).putInt(1 << 1).putInt(0).array();
+        put(v2);
+        assertEquals(24, XattrIds.widenCapability(buffer, v2.length, rootMapped));
+        assertEquals(0, XattrIds.toHost(XattrIds.Kind.CAPABILITY, buffer, 24, rootMapped, GIDS));
+        byte[] want = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN).putInt(XattrIds.CAP_REVISION_3 | 1)
+                .putInt(1 << 7).putInt(0).putInt(1 << 1).putInt(0).putInt(100000).array();
+        assertArrayEquals(want, get(24), "a v2 capability set by guest root gets effect only under host uid 100000");
+
+        byte[] v1 = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(XattrIds.CAP_REVISION_1).putInt(1 << 7).putInt(0).array();
+        Native.copyFromArray(new byte[24], 0, buffer, 24);
+        put(v1);
+        Native.putInt(buffer + 12, 0xdead); // what follows a v1 value must not leak into the second pair
+        assertEquals(24, XattrIds.widenCapability(buffer, v1.length, rootMapped));
+        assertEquals(XattrIds.CAP_REVISION_3, Native.getInt(buffer) & XattrIds.CAP_REVISION_MASK);
+        assertEquals(0, Native.getInt(buffer + 12));
+
+        put(v2);
+        assertEquals(20, XattrIds.widenCapability(buffer, 20, UIDS), "guest root is host root: nothing to do");
+        IdMap rootForbidden = IdMap.parse(List.of("forbid-guest:0:1", "map:1:1:65535"), "--translate-uid");
+        assertEquals(-io.vhostj.vhostuser.sys.Errno.EPERM, XattrIds.widenCapability(buffer, 20, rootForbidden));
+    }
+
     private static byte[] capV3(int rootid) {
         return ByteBuffer.allocate(XattrIds.CAP_V3_SIZE).order(ByteOrder.LITTLE_ENDIAN)
                 .putInt(XattrIds.CAP_REVISION_3 | 1).putInt(1 << 10).putInt(0).putInt(0).putInt(0).putInt(rootid)
