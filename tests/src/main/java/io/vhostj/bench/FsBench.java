@@ -22,7 +22,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "fs", mixinStandardHelpOptions = true,
         description = "Drive a vhost-user-fs socket (vhostj fs, virtiofsd) with FUSE requests, --iodepth of them "
-                + "in flight on one request queue, and print requests/s, MiB/s and p50/p99 latency "
+                + "in flight on one request queue (READ and WRITE data in page-aligned buffers of their own, as "
+                + "the Linux driver sends page-cache pages), and print requests/s, MiB/s and p50/p99 latency "
                 + "(per request, from its submission to its completion).")
 public final class FsBench implements Callable<Integer> {
     /** Where sequential WRITEs wrap to offset 0: the file grows to this size if it is smaller. */
@@ -63,7 +64,7 @@ public final class FsBench implements Callable<Integer> {
 
     private static final long TIMEOUT = 5_000_000_000L;
     /** Two descriptors per request (request, reply) for up to 128 requests. */
-    private static final int QUEUE_SIZE = 256;
+    private static final int QUEUE_SIZE = 512; // 128 requests of three descriptors
     private static final int O_RDONLY = 0;
     private static final int O_RDWR = 2;
 
@@ -99,10 +100,11 @@ public final class FsBench implements Callable<Integer> {
             return fail("no socket at " + socket);
         }
         byte[] name = (file + "\0").getBytes(StandardCharsets.UTF_8);
-        int inBytes = Fuse.IN_HEADER_SIZE + Math.max(4096, name.length)
-                + (kind == Kind.WRITE ? Fuse.WRITE_IN_SIZE + blockSize : 0);
-        int outBytes = Fuse.OUT_HEADER_SIZE + Math.max(4096, kind == Kind.READ ? blockSize : 0);
-        try (FuseQueueClient c = FuseQueueClient.connect(Path.of(socket), QUEUE_SIZE, iodepth, inBytes, outBytes)) {
+        int inBytes = Fuse.IN_HEADER_SIZE + Math.max(4096, name.length);
+        int outBytes = Fuse.OUT_HEADER_SIZE + 4096;
+        int dataBytes = kind == Kind.READ || kind == Kind.WRITE ? blockSize : 0;
+        try (FuseQueueClient c = FuseQueueClient.connect(Path.of(socket), QUEUE_SIZE, iodepth, inBytes, outBytes,
+                dataBytes)) {
             long a = c.in(0) + Fuse.IN_HEADER_SIZE;
             Native.zero(a, Fuse.INIT_IN_SIZE);
             Native.putInt(a + Fuse.INIT_IN_MAJOR, Fuse.KERNEL_VERSION);
@@ -139,7 +141,7 @@ public final class FsBench implements Callable<Integer> {
             if (kind == Kind.WRITE) {
                 SplittableRandom fill = new SplittableRandom(7);
                 for (int s = 0; s < iodepth; s++) {
-                    long d = c.in(s) + Fuse.IN_HEADER_SIZE + Fuse.WRITE_IN_SIZE;
+                    long d = c.data(s);
                     for (int i = 0; i + 8 <= blockSize; i += 8) {
                         Native.putLong(d + i, fill.nextLong());
                     }
@@ -282,15 +284,15 @@ public final class FsBench implements Callable<Integer> {
                     Native.putLong(a + Fuse.READ_IN_FH, fh);
                     Native.putLong(a + Fuse.READ_IN_OFFSET, nextOffset());
                     Native.putInt(a + Fuse.READ_IN_SIZE_BYTES, blockSize);
-                    yield client.submit(slot, Fuse.READ, node, Fuse.READ_IN_SIZE, Fuse.OUT_HEADER_SIZE + blockSize);
+                    yield client.submit(slot, Fuse.READ, node, Fuse.READ_IN_SIZE, Fuse.OUT_HEADER_SIZE, blockSize, true);
                 }
                 case WRITE -> {
-                    Native.zero(a, Fuse.WRITE_IN_SIZE); // the data after it stays as filled
+                    Native.zero(a, Fuse.WRITE_IN_SIZE); // the data buffer stays as filled
                     Native.putLong(a + Fuse.WRITE_IN_FH, fh);
                     Native.putLong(a + Fuse.WRITE_IN_OFFSET, nextOffset());
                     Native.putInt(a + Fuse.WRITE_IN_SIZE_BYTES, blockSize);
-                    yield client.submit(slot, Fuse.WRITE, node, Fuse.WRITE_IN_SIZE + blockSize,
-                            Fuse.OUT_HEADER_SIZE + Fuse.WRITE_OUT_SIZE);
+                    yield client.submit(slot, Fuse.WRITE, node, Fuse.WRITE_IN_SIZE,
+                            Fuse.OUT_HEADER_SIZE + Fuse.WRITE_OUT_SIZE, blockSize, false);
                 }
                 case GETATTR -> {
                     Native.zero(a, Fuse.GETATTR_IN_SIZE);

@@ -15,9 +15,12 @@ import io.vhostj.vhostuser.virtq.VirtioFeatures;
 /**
  * The guest's side of a vhost-user-fs device with many FUSE requests in flight on the first
  * request queue, as {@link BlkClient} does for virtio-blk. Each of {@code slots} request slots owns
- * a request buffer (in-header at 0, argument at 40, as the Linux driver lays them out) and a reply
- * buffer (out-header at 0, result at 16) in guest RAM; a request is a chain of one readable and, if
- * it expects a reply, one writable descriptor. Completions come from polling the used ring, in the
+ * a request buffer (in-header at 0, argument at 40), a reply buffer (out-header at 0, result at 16)
+ * and, for READ and WRITE, a page-aligned data buffer in guest RAM; a request is a chain of one
+ * readable and, if it expects a reply, one writable descriptor, with the data in a descriptor of
+ * its own after the argument (WRITE) or after the out-header (READ), as the Linux driver puts page
+ * cache pages: data 16 bytes off a 64-byte boundary makes the kernel's copy several times slower
+ * on this machine's CPUs, which a benchmark must not measure in place of the backend. Completions come from polling the used ring, in the
  * order the backend finishes them. Allocation-free per request; single-threaded.
  * {@link FuseClient} stays the one-at-a-time client the tests use.
  */
@@ -36,28 +39,33 @@ public final class FuseQueueClient implements AutoCloseable {
     private final EventFd call;
     private final int inBytes;
     private final int outBytes;
+    private final int dataBytes;
     private final long[] inGpa;
     private final long[] outGpa;
     private final long[] inHost;
     private final long[] outHost;
+    private final long[] dataGpa;
+    private final long[] dataHost;
     private final long[] uniqueOfSlot;
     private final int[] slotOfHead;
-    private final long[] addrs = new long[2];
-    private final int[] lens = new int[2];
+    private final long[] addrs = new long[3];
+    private final int[] lens = new int[3];
     private long unique = 1;
     private DriverQueue.UsedConsumer reaper;
     private Completion completion;
 
-    private FuseQueueClient(Path socket, int queueSize, int slots, int inBytes, int outBytes) throws Exception {
+    private FuseQueueClient(Path socket, int queueSize, int slots, int inBytes, int outBytes, int dataBytes)
+            throws Exception {
         this.inBytes = inBytes;
         this.outBytes = outBytes;
+        this.dataBytes = dataBytes;
         frontend = VhostUserFrontend.connect(socket, 5000);
         try {
             long features = frontend.negotiate(
                     VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX),
                     ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG)
                             | ProtocolFeature.bit(ProtocolFeature.MQ));
-            long perSlot = align(inBytes) + align(outBytes);
+            long perSlot = align(inBytes) + align(outBytes) + align(dataBytes);
             long ramSize = (slots * perSlot + 64L * queueSize + (4 << 20) + 0xfffff) & ~0xfffffL;
             ram = new GuestRam(RAM_GPA, ramSize);
             frontend.setMemTable(ram);
@@ -70,11 +78,17 @@ public final class FuseQueueClient implements AutoCloseable {
             outGpa = new long[slots];
             inHost = new long[slots];
             outHost = new long[slots];
+            dataGpa = new long[slots];
+            dataHost = new long[slots];
             for (int i = 0; i < slots; i++) {
                 inGpa[i] = ram.allocate(inBytes, 4096);
                 outGpa[i] = ram.allocate(outBytes, 4096);
                 inHost[i] = ram.host(inGpa[i]);
                 outHost[i] = ram.host(outGpa[i]);
+                if (dataBytes > 0) {
+                    dataGpa[i] = ram.allocate(dataBytes, 4096);
+                    dataHost[i] = ram.host(dataGpa[i]);
+                }
             }
             uniqueOfSlot = new long[slots];
             slotOfHead = new int[queueSize];
@@ -85,15 +99,16 @@ public final class FuseQueueClient implements AutoCloseable {
     }
 
     /**
-     * Connects with {@code slots} request slots of {@code inBytes} request and {@code outBytes}
-     * reply buffer each; {@code queueSize} must leave two descriptors per slot.
+     * Connects with {@code slots} request slots of {@code inBytes} request, {@code outBytes} reply
+     * and {@code dataBytes} data buffer (0: none) each; {@code queueSize} must leave three
+     * descriptors per slot (two without data).
      */
-    public static FuseQueueClient connect(Path socket, int queueSize, int slots, int inBytes, int outBytes)
-            throws Exception {
-        if (slots < 1 || 2 * slots > queueSize) {
+    public static FuseQueueClient connect(Path socket, int queueSize, int slots, int inBytes, int outBytes,
+            int dataBytes) throws Exception {
+        if (slots < 1 || (dataBytes > 0 ? 3 : 2) * slots > queueSize) {
             throw new IllegalArgumentException(slots + " slots on a queue of " + queueSize);
         }
-        return new FuseQueueClient(socket, queueSize, slots, inBytes, outBytes);
+        return new FuseQueueClient(socket, queueSize, slots, inBytes, outBytes, dataBytes);
     }
 
     private static long align(long n) {
@@ -110,20 +125,36 @@ public final class FuseQueueClient implements AutoCloseable {
         return outHost[slot];
     }
 
+    /** Host address of slot {@code slot}'s page-aligned data buffer (READ's result, WRITE's data). */
+    public long data(int slot) {
+        return dataHost[slot];
+    }
+
     /**
      * Queues the request whose argument the caller put at {@code in(slot) + 40}, of
      * {@code argBytes} bytes, with room for {@code replyBytes} of reply (0: a request without
      * reply, FORGET); visible to the backend after {@link #flush()}. False if the ring is full.
      */
     public boolean submit(int slot, int opcode, long nodeId, int argBytes, int replyBytes) {
+        return submit(slot, opcode, nodeId, argBytes, replyBytes, 0, false);
+    }
+
+    /**
+     * As {@link #submit(int, int, long, int, int)}, with {@code dataBytes} of the slot's data
+     * buffer in a descriptor of their own: written by the backend after the reply's
+     * {@code replyBytes} if {@code toGuest} (READ), else read after the argument (WRITE); the
+     * in-header's length counts them.
+     */
+    public boolean submit(int slot, int opcode, long nodeId, int argBytes, int replyBytes, int dataBytes,
+            boolean toGuest) {
         int len = Fuse.IN_HEADER_SIZE + argBytes;
-        if (len > inBytes || replyBytes > outBytes) {
-            throw new IllegalArgumentException("request of " + len + " bytes or reply of " + replyBytes
-                    + " does not fit the slot's buffers");
+        if (len > inBytes || replyBytes > outBytes || dataBytes > this.dataBytes) {
+            throw new IllegalArgumentException("request of " + len + " bytes, reply of " + replyBytes + " or data of "
+                    + dataBytes + " does not fit the slot's buffers");
         }
         long h = inHost[slot];
         long u = ++unique;
-        Native.putInt(h + Fuse.IN_LEN, len);
+        Native.putInt(h + Fuse.IN_LEN, toGuest ? len : len + dataBytes);
         Native.putInt(h + Fuse.IN_OPCODE, opcode);
         Native.putLong(h + Fuse.IN_UNIQUE, u);
         Native.putLong(h + Fuse.IN_NODEID, nodeId);
@@ -134,14 +165,22 @@ public final class FuseQueueClient implements AutoCloseable {
         Native.putShort(h + Fuse.IN_PADDING, (short) 0);
         addrs[0] = inGpa[slot];
         lens[0] = len;
-        int writable = 0;
+        int n = 1;
+        if (dataBytes > 0 && !toGuest) {
+            addrs[n] = dataGpa[slot];
+            lens[n++] = dataBytes;
+        }
+        int readable = n;
         if (replyBytes > 0) {
             Native.zero(outHost[slot], Fuse.OUT_HEADER_SIZE);
-            addrs[1] = outGpa[slot];
-            lens[1] = replyBytes;
-            writable = 1;
+            addrs[n] = outGpa[slot];
+            lens[n++] = replyBytes;
+            if (dataBytes > 0 && toGuest) {
+                addrs[n] = dataGpa[slot];
+                lens[n++] = dataBytes;
+            }
         }
-        int head = queue.add(addrs, lens, 1, writable);
+        int head = queue.add(addrs, lens, readable, n - readable);
         if (head < 0) {
             return false;
         }
