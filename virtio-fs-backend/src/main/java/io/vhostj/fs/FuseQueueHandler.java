@@ -285,20 +285,32 @@ final class FuseQueueHandler implements QueueHandler {
         long got = 0;
         if (size > 0) {
             int n = chain.toIovecs(true, Fuse.OUT_HEADER_SIZE, size, iov, FileIo.IOV_MAX);
-            got = preadv(fd, iov, n, offset);
+            got = transfer(true, fd, iov, n, offset);
         }
         return send(0, (int) got, false);
     }
 
-    private static long preadv(int fd, long iov, int count, long offset) throws NativeException {
+    /**
+     * preadv/pwritev between {@code fd} and the {@code count} iovecs at {@code iov}; one buffer
+     * (the Linux driver's 4k page) goes through pread/pwrite, which spare the kernel importing
+     * an iovec array (about 5% of a cached 4k READ's CPU, perf).
+     */
+    private static long transfer(boolean read, int fd, long iov, int count, long offset) throws NativeException {
         while (true) {
-            long n = Native.LIBC.preadv(fd, iov, count, offset);
+            long n;
+            if (count == 1) {
+                long base = Native.getLong(iov);
+                long length = Native.getLong(iov + 8);
+                n = read ? Native.LIBC.pread(fd, base, length, offset) : Native.LIBC.pwrite(fd, base, length, offset);
+            } else {
+                n = read ? Native.LIBC.preadv(fd, iov, count, offset) : Native.LIBC.pwritev(fd, iov, count, offset);
+            }
             if (n >= 0) {
                 return n;
             }
             int errno = Native.errno();
             if (errno != Errno.EINTR) {
-                throw new NativeException("preadv", errno);
+                throw new NativeException(read ? "preadv" : "pwritev", errno);
             }
         }
     }
@@ -1172,17 +1184,7 @@ final class FuseQueueHandler implements QueueHandler {
         long done = 0;
         if (size > 0) {
             int n = request.chain().toIovecs(false, from, size, iov, FileIo.IOV_MAX);
-            long offset = request.argLong(Fuse.WRITE_IN_OFFSET);
-            while (true) {
-                done = Native.LIBC.pwritev(fd, iov, n, offset);
-                if (done >= 0) {
-                    break;
-                }
-                int errno = Native.errno();
-                if (errno != Errno.EINTR) {
-                    throw new NativeException("pwritev", errno);
-                }
-            }
+            done = transfer(false, fd, iov, n, request.argLong(Fuse.WRITE_IN_OFFSET));
         }
         long out = reply + Fuse.OUT_HEADER_SIZE;
         Native.zero(out, Fuse.WRITE_OUT_SIZE);
