@@ -13,6 +13,7 @@ import io.vhostj.devmapper.ThinPool;
 import io.vhostj.devmapper.ThinVolume;
 import io.vhostj.vhostuser.backend.BackendLauncher;
 import io.vhostj.vhostuser.backend.BackendOptions;
+import io.vhostj.vhostuser.backend.KeyValues;
 import io.vhostj.vhostuser.backend.ServerGroup;
 import io.vhostj.vhostuser.sys.NativeException;
 import picocli.CommandLine;
@@ -173,19 +174,8 @@ public final class BlkMain implements Callable<Integer> {
         java.util.Set<Path> sockets = new java.util.HashSet<>();
         java.util.Set<String> disks = new java.util.HashSet<>();
         for (String spec : exports) {
-            java.util.Map<String, String> kv = new java.util.LinkedHashMap<>();
-            for (String part : spec.split(",")) {
-                int eq = part.indexOf('=');
-                if (part.equals("read-only")) {
-                    kv.put("read-only", "");
-                } else if (eq <= 0) {
-                    throw new IllegalArgumentException("--export " + spec + ": '" + part + "' is not key=value");
-                } else if (!part.substring(0, eq).matches("socket|path|thin|serial")) {
-                    throw new IllegalArgumentException("--export " + spec + ": unknown key '" + part.substring(0, eq) + "'");
-                } else {
-                    kv.put(part.substring(0, eq), part.substring(eq + 1));
-                }
-            }
+            java.util.Map<String, String> kv = KeyValues.parse("--export", spec,
+                    java.util.Set.of("socket", "path", "thin", "serial"), java.util.Set.of("read-only"));
             if (!kv.containsKey("socket") || kv.containsKey("path") == kv.containsKey("thin")) {
                 throw new IllegalArgumentException("--export " + spec + ": needs socket= and one of path= or thin=");
             }

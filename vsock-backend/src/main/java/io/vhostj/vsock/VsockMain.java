@@ -15,6 +15,7 @@ import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.vhostj.vhostuser.backend.BackendLauncher;
 import io.vhostj.vhostuser.backend.BackendOptions;
+import io.vhostj.vhostuser.backend.KeyValues;
 import io.vhostj.vhostuser.sys.NativeException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -147,24 +148,9 @@ public final class VsockMain implements Callable<Integer> {
         java.util.Set<Long> cids = new java.util.HashSet<>();
         java.util.Set<Path> paths = new java.util.HashSet<>();
         for (String spec : vms) {
-            java.util.Map<String, String> kv = new java.util.LinkedHashMap<>();
-            for (String part : spec.split(",")) {
-                int eq = part.indexOf('=');
-                if (eq <= 0) {
-                    throw new IllegalArgumentException("--vm " + spec + ": '" + part + "' is not key=value");
-                }
-                kv.put(part.substring(0, eq), part.substring(eq + 1));
-            }
-            for (String key : kv.keySet()) {
-                if (!key.matches("guest-cid|socket|uds-path|tx-buffer-size|queue-size|groups")) {
-                    throw new IllegalArgumentException("--vm " + spec + ": unknown key '" + key + "'");
-                }
-            }
-            for (String key : new String[] {"guest-cid", "socket", "uds-path"}) {
-                if (!kv.containsKey(key)) {
-                    throw new IllegalArgumentException("--vm " + spec + ": " + key + "= is required");
-                }
-            }
+            java.util.Map<String, String> kv = KeyValues.parse("--vm", spec,
+                    java.util.Set.of("guest-cid", "socket", "uds-path", "tx-buffer-size", "queue-size", "groups"));
+            KeyValues.require("--vm", spec, kv, "guest-cid", "socket", "uds-path");
             Vm vm;
             try {
                 vm = new Vm(Long.parseLong(kv.get("guest-cid")), Path.of(kv.get("socket")), Path.of(kv.get("uds-path")),
