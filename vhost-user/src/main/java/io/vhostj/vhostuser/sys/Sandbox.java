@@ -19,7 +19,9 @@ import java.util.TreeSet;
  * holding the exported directory at {@link #SHARED} and, bound read-only at their own paths, the
  * JDK and the jars (classes and JDK libraries load lazily); the old root is detached, /proc is
  * gone (descriptors are reopened through {@link FsIo#procSelfFd()}, opened before). Mounts the
- * host makes under the directory later still appear (slave propagation), as Kata needs.
+ * host makes under the directory later still appear (slave propagation), as Kata needs. In a user
+ * namespace the mounts it inherits are locked: a read-only remount keeps each one's noexec and
+ * atime flags, or the kernel refuses it.
  *
  * <p>{@link #chroot}: chroot(2) into the directory itself; the jars are opened beforehand, since
  * their paths vanish.
@@ -31,10 +33,22 @@ public final class Sandbox {
     private static final long MS_RDONLY = 1;
     private static final long MS_NOSUID = 2;
     private static final long MS_NODEV = 4;
+    private static final long MS_NOEXEC = 8;
     private static final long MS_REMOUNT = 32;
+    private static final long MS_NOSYMFOLLOW = 256;
+    private static final long MS_NOATIME = 1024;
+    private static final long MS_NODIRATIME = 2048;
     private static final long MS_BIND = 4096;
     private static final long MS_REC = 16384;
     private static final long MS_SLAVE = 1 << 19;
+    private static final long MS_RELATIME = 1 << 21;
+    private static final long MS_STRICTATIME = 1 << 24;
+    // statfs(2) f_flags (a read-only remount adds nosuid and nodev whatever they were)
+    private static final long ST_NOEXEC = 8;
+    private static final long ST_NOATIME = 1024;
+    private static final long ST_NODIRATIME = 2048;
+    private static final long ST_RELATIME = 4096;
+    private static final long ST_NOSYMFOLLOW = 8192;
     private static final int MNT_DETACH = 2;
     private static final long SYS_PIVOT_ROOT = 155; // x86_64
     /** Where the new root is built: a tmpfs over /tmp, in this process's namespace only. */
@@ -92,8 +106,12 @@ public final class Sandbox {
         }
         check("umount2(old root, MNT_DETACH)", Native.LIBC.umount2(".", MNT_DETACH));
         check("chdir(/)", Native.LIBC.chdir("/"));
-        check("remount / read-only", Native.LIBC.mount(null, "/", null,
-                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, null));
+        int rootFd = openPath(Path.of("/"));
+        try {
+            remountReadOnly(rootFd, "/");
+        } finally {
+            Native.LIBC.close(rootFd);
+        }
         return SHARED;
     }
 
@@ -180,9 +198,31 @@ public final class Sandbox {
         }
         check("bind " + target, Native.LIBC.mount("/proc/self/fd/" + fd, target, null, MS_BIND | MS_REC, null));
         if (readOnly) {
-            check("remount " + target + " read-only", Native.LIBC.mount(null, target, null,
-                    MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, null));
+            remountReadOnly(fd, target);
         }
+    }
+
+    /**
+     * Remounts the bind mount at {@code target} read-only, nosuid and nodev, keeping the noexec,
+     * nosymfollow and atime flags of the mount {@code fd} is on: in a user namespace an inherited
+     * mount's flags are locked, and a remount that would clear one fails (EPERM).
+     */
+    private static void remountReadOnly(int fd, String target) throws NativeException {
+        long statfs = Native.allocate(FsIo.STATFS_SIZE);
+        long st;
+        try {
+            FsIo.fstatfs(fd, statfs);
+            st = Native.getLong(statfs + FsIo.F_FLAGS);
+        } finally {
+            Native.free(statfs);
+        }
+        long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV;
+        flags |= (st & ST_NOEXEC) != 0 ? MS_NOEXEC : 0;
+        flags |= (st & ST_NOSYMFOLLOW) != 0 ? MS_NOSYMFOLLOW : 0;
+        flags |= (st & ST_NODIRATIME) != 0 ? MS_NODIRATIME : 0;
+        // a remount is relatime unless told otherwise: say which of the three the mount is
+        flags |= (st & ST_NOATIME) != 0 ? MS_NOATIME : (st & ST_RELATIME) != 0 ? MS_RELATIME : MS_STRICTATIME;
+        check("remount " + target + " read-only", Native.LIBC.mount(null, target, null, flags, null));
     }
 
     private static int check(String what, int rc) throws NativeException {
