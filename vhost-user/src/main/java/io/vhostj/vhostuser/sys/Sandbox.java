@@ -15,7 +15,8 @@ import java.util.TreeSet;
  * <p>{@link #intoNewRoot}: the mount namespace way. The process must already be alone in its
  * mount namespace (a JVM is multi-threaded from its first instruction, and unshare(2) of a mount
  * namespace only moves the calling thread, so {@code bin/vhostj} starts the JVM under
- * {@code unshare --mount --net --propagation slave}). Its root becomes a small read-only tmpfs
+ * {@code unshare --mount --net --propagation slave}, for a non-root user with
+ * {@code --user --map-root-user} too). Its root becomes a small read-only tmpfs
  * holding the exported directory at {@link #SHARED} and, bound read-only at their own paths, the
  * JDK and the jars (classes and JDK libraries load lazily); the old root is detached, /proc is
  * gone (descriptors are reopened through {@link FsIo#procSelfFd()}, opened before). Mounts the
@@ -70,6 +71,7 @@ public final class Sandbox {
      * inside.
      */
     public static Path intoNewRoot(Path dir, boolean readOnly) throws SandboxException, NativeException {
+        userNamespace(); // read while /proc is there
         requireRoot("namespace");
         requireOwnMountNamespace();
         List<Path> runtime = runtimePaths();
@@ -117,6 +119,7 @@ public final class Sandbox {
 
     /** chroot(2) into {@code dir}; returns "/", the directory's path inside. */
     public static Path chroot(Path dir) throws SandboxException, NativeException {
+        userNamespace();
         requireRoot("chroot");
         FsIo.procSelfFd();
         // a lookup that fails opens every jar on the class path, while their paths still resolve
@@ -154,11 +157,75 @@ public final class Sandbox {
         return outermost;
     }
 
-    private static void requireRoot(String mode) throws SandboxException {
-        if (Native.LIBC.geteuid() != 0) {
-            throw new SandboxException("--sandbox " + mode + " needs root (it mounts or chroots); "
-                    + "run as root or choose --sandbox none");
+    /**
+     * A user namespace this process runs in (not the initial one): {@code uid} and {@code gid} are
+     * what its own uid and gid are outside (-1 if unmapped); {@code oneId} when they are the only
+     * ids it maps, as {@code unshare --map-root-user} makes it.
+     */
+    public record UserNamespace(long uid, long gid, boolean oneId) {
+    }
+
+    private static final class UserNamespaceHolder {
+        static final UserNamespace CURRENT = readUserNamespace();
+    }
+
+    /**
+     * The user namespace this process runs in, or null in the initial one (or where /proc cannot
+     * tell). Read on the first call, which must come before a sandbox hides /proc.
+     */
+    public static UserNamespace userNamespace() {
+        return UserNamespaceHolder.CURRENT;
+    }
+
+    private static UserNamespace readUserNamespace() {
+        List<long[]> uids = idMap("uid_map");
+        List<long[]> gids = idMap("gid_map");
+        if (uids == null || gids == null || isIdentity(uids) && isIdentity(gids)) {
+            return null;
         }
+        return new UserNamespace(outside(uids, Native.LIBC.geteuid()), outside(gids, Native.LIBC.getegid()),
+                uids.size() == 1 && uids.get(0)[2] == 1 && gids.size() == 1 && gids.get(0)[2] == 1);
+    }
+
+    /** /proc/self/{@code file}'s lines: inside, outside, count. */
+    private static List<long[]> idMap(String file) {
+        try {
+            List<long[]> map = new ArrayList<>();
+            for (String line : Files.readAllLines(Path.of("/proc/self", file))) {
+                String[] f = line.trim().split("\\s+");
+                if (f.length == 3) {
+                    map.add(new long[] {Long.parseLong(f[0]), Long.parseLong(f[1]), Long.parseLong(f[2])});
+                }
+            }
+            return map;
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    private static boolean isIdentity(List<long[]> map) {
+        return map.size() == 1 && map.get(0)[0] == 0 && map.get(0)[1] == 0 && map.get(0)[2] == 0xffff_ffffL;
+    }
+
+    private static long outside(List<long[]> map, int id) {
+        long inside = id & 0xffff_ffffL;
+        for (long[] r : map) {
+            if (inside >= r[0] && inside - r[0] < r[2]) {
+                return r[1] + inside - r[0];
+            }
+        }
+        return -1;
+    }
+
+    private static void requireRoot(String mode) throws SandboxException {
+        if (Native.LIBC.geteuid() == 0) {
+            return;
+        }
+        throw new SandboxException(mode.equals("namespace")
+                ? "--sandbox namespace needs root, or a user namespace to be root in, which bin/vhostj makes for "
+                        + "a non-root user where the kernel allows it (not here, or not started through bin/vhostj); "
+                        + "run as root or choose --sandbox none"
+                : "--sandbox " + mode + " needs root; as another user choose --sandbox namespace or none");
     }
 
     /** This process must not share its mount namespace with its parent (nor with init, where that is readable). */
