@@ -166,7 +166,9 @@ public final class Sandbox {
     }
 
     private static final class UserNamespaceHolder {
-        static final UserNamespace CURRENT = readUserNamespace();
+        static final List<long[]> UIDS = idMap("uid_map");
+        static final List<long[]> GIDS = idMap("gid_map");
+        static final UserNamespace CURRENT = readUserNamespace(UIDS, GIDS);
     }
 
     /**
@@ -177,9 +179,38 @@ public final class Sandbox {
         return UserNamespaceHolder.CURRENT;
     }
 
-    private static UserNamespace readUserNamespace() {
-        List<long[]> uids = idMap("uid_map");
-        List<long[]> gids = idMap("gid_map");
+    /**
+     * Group {@code gid} (as the host's group database and ls outside name it) as this process
+     * sees it, which chown(2) takes: itself outside a user namespace, -1 if the namespace does
+     * not map it.
+     */
+    public static long insideGid(long gid) {
+        UserNamespace ns = userNamespace();
+        if (ns == null) {
+            return gid;
+        }
+        for (long[] r : UserNamespaceHolder.GIDS) {
+            if (gid >= r[1] && gid - r[1] < r[2]) {
+                return r[0] + gid - r[1];
+            }
+        }
+        return -1;
+    }
+
+    /** The id of the group named {@code name} (or a number no group is named), -1 if neither. */
+    public static long groupId(String name) {
+        long group = Native.LIBC.getgrnam(name);
+        if (group != 0) {
+            return Native.getInt(group + 16) & 0xffff_ffffL;
+        }
+        try {
+            return Integer.parseUnsignedInt(name) & 0xffff_ffffL;
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    private static UserNamespace readUserNamespace(List<long[]> uids, List<long[]> gids) {
         if (uids == null || gids == null || isIdentity(uids) && isIdentity(gids)) {
             return null;
         }
