@@ -244,7 +244,7 @@ class FsUserNamespaceIT {
         assertTrue(text.contains("Run by root, or by another user where the kernel allows user namespaces: that user "
                 + "is then root in a user namespace mapping only their own uid and gid, so every file the guest creates "
                 + "belongs to them"), text);
-        assertTrue(text.contains("chroot (needs root)"), text);
+        assertTrue(text.contains("chroot (needs root, no user namespace)"), text);
 
         // and it is so: chroot is refused, with a way out
         Path sock = run.resolve("chroot.sock");

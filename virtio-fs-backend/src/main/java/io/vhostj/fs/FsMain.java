@@ -61,9 +61,10 @@ public final class FsMain implements Callable<Integer> {
                     + "on and exits with the backend's status; killed, it takes the backend with it). "
                     + "Run by root, or by another user where the kernel allows user namespaces: that user is then "
                     + "root in a user namespace mapping only their own uid and gid, so every file the guest creates "
-                    + "belongs to them, and host files of other owners show as the overflow id (65534). "
-                    + "chroot (needs root): chroot(2) into the shared directory. none: no confinement (names are "
-                    + "still resolved one component at a time, never following symlinks out).")
+                    + "belongs to them; the guest sees their files as root's and other owners' as the overflow id "
+                    + "(65534), and cannot chown to another id (EINVAL). "
+                    + "chroot (needs root, no user namespace): chroot(2) into the shared directory. none: no "
+                    + "confinement (names are still resolved one component at a time, never following symlinks out).")
     String sandbox;
 
     @Option(names = "--translate-uid", paramLabel = "SPEC",

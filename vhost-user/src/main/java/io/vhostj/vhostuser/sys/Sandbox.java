@@ -270,7 +270,7 @@ public final class Sandbox {
             if (!other.equals("0") && self.equals(mountNamespace(other)) && Native.LIBC.getpid() != 1) {
                 throw new SandboxException("--sandbox namespace: this process shares its mount namespace with "
                         + (other.equals("1") ? "init" : "its parent") + " (start it through bin/vhostj or "
-                        + "bin/virtiofsd, which run it under unshare(1) as root), or choose --sandbox chroot|none");
+                        + "bin/virtiofsd, which run it under unshare(1)), or choose --sandbox chroot|none");
             }
         }
     }
