@@ -145,7 +145,7 @@ class FsSandboxIT {
      * The backend's JVM: the started process itself, or (in the namespace sandbox, which needs a
      * fork for its pid namespace) the java process below it.
      */
-    private static long jvmPid(Process p) {
+    static long jvmPid(Process p) {
         return java.util.stream.Stream.concat(java.util.stream.Stream.of(p.toHandle()), p.toHandle().descendants())
                 .filter(h -> h.info().command().orElse("").endsWith("/java")).findFirst()
                 .orElseThrow(() -> new AssertionError("no java process under " + p.pid())).pid();
@@ -162,14 +162,14 @@ class FsSandboxIT {
                 Files.readString(log).strip());
     }
 
-    private static long lookup(FuseClient c, long parent, String name) throws Exception {
+    static long lookup(FuseClient c, long parent, String name) throws Exception {
         byte[] b = (name + "\0").getBytes(StandardCharsets.UTF_8);
         Native.copyFromArray(b, 0, c.in() + Fuse.IN_HEADER_SIZE, b.length);
         assertEquals(0, c.request(Fuse.LOOKUP, parent, b.length, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT), "LOOKUP " + name);
         return Native.getLong(c.out() + 16 + Fuse.ENTRY_NODEID);
     }
 
-    private static String read(FuseClient c, long node) throws Exception {
+    static String read(FuseClient c, long node) throws Exception {
         long a = c.in() + Fuse.IN_HEADER_SIZE;
         Native.zero(a, Fuse.OPEN_IN_SIZE);
         assertEquals(0, c.request(Fuse.OPEN, node, Fuse.OPEN_IN_SIZE, 16 + Fuse.OPEN_OUT_SIZE, TIMEOUT), "OPEN");
@@ -199,7 +199,7 @@ class FsSandboxIT {
         return BackendProcess.launchVhostj(log, cmd.toArray(String[]::new));
     }
 
-    private static void awaitSocket(Path sock, Path log, Process p) throws Exception {
+    static void awaitSocket(Path sock, Path log, Process p) throws Exception {
         // the socket appears before the sandbox is entered: wait for the log line that follows it
         for (int i = 0; i < 400 && p.isAlive() && !Files.readString(log).contains("waiting for a frontend"); i++) {
             Thread.sleep(50);
@@ -207,7 +207,7 @@ class FsSandboxIT {
         assertTrue(p.isAlive() && Files.exists(sock), "not serving:\n" + Files.readString(log));
     }
 
-    private static void stop(Process p, Path log) throws Exception {
+    static void stop(Process p, Path log) throws Exception {
         p.destroy();
         assertTrue(p.waitFor(10, TimeUnit.SECONDS));
         assertEquals(0, p.exitValue(), "SIGTERM exits cleanly:\n" + Files.readString(log));

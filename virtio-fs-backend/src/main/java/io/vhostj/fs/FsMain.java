@@ -55,12 +55,16 @@ public final class FsMain implements Callable<Integer> {
     String cache;
 
     @Option(names = "--sandbox", paramLabel = "MODE", defaultValue = "namespace",
-            description = "namespace (default, needs root): the process's root becomes a read-only tmpfs holding "
+            description = "namespace (default): the process's root becomes a read-only tmpfs holding "
                     + "only the shared directory and, read-only, the JDK and vhostj's jars; no /proc, no network, "
                     + "pid 1 of its own pid namespace (bin/vhostj stays as the started process, passes TERM/INT/HUP "
                     + "on and exits with the backend's status; killed, it takes the backend with it). "
-                    + "chroot (needs root): chroot(2) into the shared directory. none: no confinement (names are "
-                    + "still resolved one component at a time, never following symlinks out).")
+                    + "Run by root, or by another user where the kernel allows user namespaces: that user is then "
+                    + "root in a user namespace mapping only their own uid and gid, so every file the guest creates "
+                    + "belongs to them; the guest sees their files as root's and other owners' as the overflow id "
+                    + "(65534), and cannot chown to another id (EINVAL). "
+                    + "chroot (needs root, no user namespace): chroot(2) into the shared directory. none: no "
+                    + "confinement (names are still resolved one component at a time, never following symlinks out).")
     String sandbox;
 
     @Option(names = "--translate-uid", paramLabel = "SPEC",
@@ -206,6 +210,7 @@ public final class FsMain implements Callable<Integer> {
             return 2;
         }
         org.slf4j.Logger log = LoggerFactory.getLogger(FsMain.class);
+        Sandbox.UserNamespace userNamespace = Sandbox.userNamespace(); // before the sandbox hides /proc
         if (seccomp != null && !seccomp.equals("none")) {
             log.warn("fs: --seccomp {} accepted, but no seccomp filter is installed yet", seccomp);
         }
@@ -225,11 +230,30 @@ public final class FsMain implements Callable<Integer> {
                     readOnly ? " read-only" : "", sandbox, seenAs.equals(shared) ? "" : " (seen as " + seenAs + ")",
                     cachePolicy, !options.xattr() ? "off" : xattrMap == null ? "on" : "mapped as " + xattrMap,
                     device.usesFileHandles() ? "file handles" : "descriptors", requestQueues);
+            if (userNamespace != null) {
+                logUserNamespace(log, userNamespace);
+            }
             if (fileHandles == FsOptions.FileHandles.PREFER && !device.usesFileHandles()) {
                 log.warn("fs: --inode-file-handles=prefer, but {} has no file handles (or CAP_DAC_READ_SEARCH is "
                         + "missing): using descriptors", shared);
             }
         });
+    }
+
+    /**
+     * Says whose the guest's new files are: in a user namespace, setfsuid/setfsgid to an id it
+     * does not map change nothing (and setgroups is denied), so those creations stay ours.
+     */
+    private static void logUserNamespace(org.slf4j.Logger log, Sandbox.UserNamespace ns) {
+        String who = "uid " + ns.uid() + ", gid " + ns.gid();
+        if (ns.oneId()) {
+            log.info("fs: running {}in a user namespace that maps only {} (root inside): new files belong to {} "
+                    + "whoever creates them in the guest; host files of other owners show as the overflow id",
+                    ns.uid() != 0 ? "unprivileged " : "", who, who);
+        } else {
+            log.info("fs: running in a user namespace: new files belong to the guest's ids where it maps them, "
+                    + "to {} where not", who);
+        }
     }
 
     /** How the map was given, for its errors: {@code --xattrmap} or {@code -o xattrmap}. */

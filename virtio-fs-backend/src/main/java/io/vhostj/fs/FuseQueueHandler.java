@@ -601,7 +601,11 @@ final class FuseQueueHandler implements QueueHandler {
         return ok(n);
     }
 
-    /** Our own uid and gid; as root (uid 0) we may act as the guest's caller. */
+    /**
+     * Our own uid and gid; as root (uid 0) we may act as the guest's caller. Root in a user
+     * namespace (bin/vhostj's for a non-root user maps one id only) acts as the ids it maps: a
+     * switch to any other changes nothing, and the new inode is ours.
+     */
     private static final int OWN_UID = Native.LIBC.geteuid();
     private static final int OWN_GID = Native.LIBC.getegid();
     private static final boolean SWITCH_IDS = OWN_UID == 0;

@@ -10,6 +10,7 @@ import org.slf4j.LoggerFactory;
 
 import io.vhostj.vhostuser.device.VirtioDevice;
 import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.sys.Sandbox;
 
 /** Runs a device on the socket the options name until SIGTERM/SIGINT; returns an exit code. */
 public final class BackendLauncher {
@@ -47,12 +48,7 @@ public final class BackendLauncher {
         }
         if (options.socketGroup != null) {
             try {
-                java.nio.file.attribute.GroupPrincipal group = options.socketPath.getFileSystem()
-                        .getUserPrincipalLookupService().lookupPrincipalByGroupName(options.socketGroup);
-                java.nio.file.Files.getFileAttributeView(options.socketPath,
-                        java.nio.file.attribute.PosixFileAttributeView.class).setGroup(group);
-                java.nio.file.Files.setPosixFilePermissions(options.socketPath,
-                        java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw----"));
+                giveSocketToGroup(options.socketPath, options.socketGroup);
             } catch (java.io.IOException e) {
                 log.error("--socket-group {}: {}", options.socketGroup, e.getMessage());
                 server.close();
@@ -79,6 +75,29 @@ public final class BackendLauncher {
         server.release();
         log.info("{}: stopped", device.name());
         return 0;
+    }
+
+    /** {@code --socket-group}: the socket to {@code name}, read-write for it. */
+    private static void giveSocketToGroup(Path socket, String name) throws java.io.IOException {
+        Sandbox.UserNamespace ns = Sandbox.userNamespace();
+        if (ns == null) {
+            java.nio.file.attribute.GroupPrincipal group = socket.getFileSystem()
+                    .getUserPrincipalLookupService().lookupPrincipalByGroupName(name);
+            java.nio.file.Files.getFileAttributeView(socket,
+                    java.nio.file.attribute.PosixFileAttributeView.class).setGroup(group);
+        } else {
+            // the group database names ids outside the namespace, chown(2) takes its own: by name
+            // alone, "root" would be the namespace's root group, this user's own
+            long gid = Sandbox.groupId(name);
+            long inside = Sandbox.insideGid(gid);
+            if (inside < 0) {
+                throw new java.io.IOException("gid " + gid + " is not mapped in this user namespace"
+                        + (ns.oneId() ? " (only gid " + ns.gid() + ", this user's, is)" : ""));
+            }
+            java.nio.file.Files.setAttribute(socket, "unix:gid", (int) inside);
+        }
+        java.nio.file.Files.setPosixFilePermissions(socket,
+                java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw----"));
     }
 
     /**

@@ -42,6 +42,8 @@ public final class FsIo {
     public static final int F_FFREE = 48;
     public static final int F_NAMELEN = 64;
     public static final int F_FRSIZE = 72;
+    /** The mount's flags, ST_* (statfs(2): what statvfs's f_flag reports). */
+    public static final int F_FLAGS = 80;
 
     // struct linux_dirent64: u64 d_ino, s64 d_off, u16 d_reclen, u8 d_type, char d_name[]
     public static final int D_INO = 0;
@@ -334,7 +336,7 @@ public final class FsIo {
     /**
      * Sets this thread's filesystem uid and gid (setfsuid/setfsgid act on the calling thread
      * only, unlike setuid in glibc) so that what it creates belongs to them. It needs
-     * CAP_SETUID/CAP_SETGID: as an unprivileged user it silently does nothing.
+     * CAP_SETUID/CAP_SETGID, and ids this user namespace maps: otherwise it silently does nothing.
      */
     public static void switchFsIds(int uid, int gid) {
         Native.LIBC.syscall(SYS_SETFSGID, gid & 0xffff_ffffL, 0, 0, 0, 0, 0);
@@ -365,7 +367,9 @@ public final class FsIo {
 
     /**
      * Makes {@code gid} this thread's only supplementary group (the raw syscall acts on the
-     * calling thread, unlike glibc's setgroups); {@code scratch} holds 4 bytes. Needs CAP_SETGID.
+     * calling thread, unlike glibc's setgroups); {@code scratch} holds 4 bytes. Needs CAP_SETGID
+     * and a user namespace that allows setgroups (unshare --map-root-user's denies it): otherwise
+     * nothing changes (EPERM, ignored here and in {@link #restoreThreadGroups}).
      */
     public static void setThreadGroups(int gid, long scratch) {
         OwnGroups.capture(); // the process's list must be read before this thread's changes

@@ -146,6 +146,9 @@ public interface LibC {
 
     int getegid();
 
+    /** A struct group (gr_gid at offset 16), or 0. */
+    long getgrnam(String name);
+
     /** syscall(2), for calls glibc has no wrapper for (io_uring). Unused arguments are 0. */
     long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6);
 }

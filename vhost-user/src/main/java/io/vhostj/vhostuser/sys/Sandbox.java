@@ -15,11 +15,14 @@ import java.util.TreeSet;
  * <p>{@link #intoNewRoot}: the mount namespace way. The process must already be alone in its
  * mount namespace (a JVM is multi-threaded from its first instruction, and unshare(2) of a mount
  * namespace only moves the calling thread, so {@code bin/vhostj} starts the JVM under
- * {@code unshare --mount --net --propagation slave}). Its root becomes a small read-only tmpfs
+ * {@code unshare --mount --net --propagation slave}, for a non-root user with
+ * {@code --user --map-root-user} too). Its root becomes a small read-only tmpfs
  * holding the exported directory at {@link #SHARED} and, bound read-only at their own paths, the
  * JDK and the jars (classes and JDK libraries load lazily); the old root is detached, /proc is
  * gone (descriptors are reopened through {@link FsIo#procSelfFd()}, opened before). Mounts the
- * host makes under the directory later still appear (slave propagation), as Kata needs.
+ * host makes under the directory later still appear (slave propagation), as Kata needs. In a user
+ * namespace the mounts it inherits are locked: a read-only remount keeps each one's noexec and
+ * atime flags, or the kernel refuses it.
  *
  * <p>{@link #chroot}: chroot(2) into the directory itself; the jars are opened beforehand, since
  * their paths vanish.
@@ -31,10 +34,22 @@ public final class Sandbox {
     private static final long MS_RDONLY = 1;
     private static final long MS_NOSUID = 2;
     private static final long MS_NODEV = 4;
+    private static final long MS_NOEXEC = 8;
     private static final long MS_REMOUNT = 32;
+    private static final long MS_NOSYMFOLLOW = 256;
+    private static final long MS_NOATIME = 1024;
+    private static final long MS_NODIRATIME = 2048;
     private static final long MS_BIND = 4096;
     private static final long MS_REC = 16384;
     private static final long MS_SLAVE = 1 << 19;
+    private static final long MS_RELATIME = 1 << 21;
+    private static final long MS_STRICTATIME = 1 << 24;
+    // statfs(2) f_flags (a read-only remount adds nosuid and nodev whatever they were)
+    private static final long ST_NOEXEC = 8;
+    private static final long ST_NOATIME = 1024;
+    private static final long ST_NODIRATIME = 2048;
+    private static final long ST_RELATIME = 4096;
+    private static final long ST_NOSYMFOLLOW = 8192;
     private static final int MNT_DETACH = 2;
     private static final long SYS_PIVOT_ROOT = 155; // x86_64
     /** Where the new root is built: a tmpfs over /tmp, in this process's namespace only. */
@@ -56,6 +71,7 @@ public final class Sandbox {
      * inside.
      */
     public static Path intoNewRoot(Path dir, boolean readOnly) throws SandboxException, NativeException {
+        userNamespace(); // read while /proc is there
         requireRoot("namespace");
         requireOwnMountNamespace();
         List<Path> runtime = runtimePaths();
@@ -92,13 +108,18 @@ public final class Sandbox {
         }
         check("umount2(old root, MNT_DETACH)", Native.LIBC.umount2(".", MNT_DETACH));
         check("chdir(/)", Native.LIBC.chdir("/"));
-        check("remount / read-only", Native.LIBC.mount(null, "/", null,
-                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, null));
+        int rootFd = openPath(Path.of("/"));
+        try {
+            remountReadOnly(rootFd, "/");
+        } finally {
+            Native.LIBC.close(rootFd);
+        }
         return SHARED;
     }
 
     /** chroot(2) into {@code dir}; returns "/", the directory's path inside. */
     public static Path chroot(Path dir) throws SandboxException, NativeException {
+        userNamespace();
         requireRoot("chroot");
         FsIo.procSelfFd();
         // a lookup that fails opens every jar on the class path, while their paths still resolve
@@ -136,11 +157,106 @@ public final class Sandbox {
         return outermost;
     }
 
-    private static void requireRoot(String mode) throws SandboxException {
-        if (Native.LIBC.geteuid() != 0) {
-            throw new SandboxException("--sandbox " + mode + " needs root (it mounts or chroots); "
-                    + "run as root or choose --sandbox none");
+    /**
+     * A user namespace this process runs in (not the initial one): {@code uid} and {@code gid} are
+     * what its own uid and gid are outside (-1 if unmapped); {@code oneId} when they are the only
+     * ids it maps, as {@code unshare --map-root-user} makes it.
+     */
+    public record UserNamespace(long uid, long gid, boolean oneId) {
+    }
+
+    private static final class UserNamespaceHolder {
+        static final List<long[]> UIDS = idMap("uid_map");
+        static final List<long[]> GIDS = idMap("gid_map");
+        static final UserNamespace CURRENT = readUserNamespace(UIDS, GIDS);
+    }
+
+    /**
+     * The user namespace this process runs in, or null in the initial one (or where /proc cannot
+     * tell). Read on the first call, which must come before a sandbox hides /proc.
+     */
+    public static UserNamespace userNamespace() {
+        return UserNamespaceHolder.CURRENT;
+    }
+
+    /**
+     * Group {@code gid} (as the host's group database and ls outside name it) as this process
+     * sees it, which chown(2) takes: itself outside a user namespace, -1 if the namespace does
+     * not map it.
+     */
+    public static long insideGid(long gid) {
+        UserNamespace ns = userNamespace();
+        if (ns == null) {
+            return gid;
         }
+        for (long[] r : UserNamespaceHolder.GIDS) {
+            if (gid >= r[1] && gid - r[1] < r[2]) {
+                return r[0] + gid - r[1];
+            }
+        }
+        return -1;
+    }
+
+    /** The id of the group named {@code name} (or a number no group is named), -1 if neither. */
+    public static long groupId(String name) {
+        long group = Native.LIBC.getgrnam(name);
+        if (group != 0) {
+            return Native.getInt(group + 16) & 0xffff_ffffL;
+        }
+        try {
+            return Integer.parseUnsignedInt(name) & 0xffff_ffffL;
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    private static UserNamespace readUserNamespace(List<long[]> uids, List<long[]> gids) {
+        if (uids == null || gids == null || isIdentity(uids) && isIdentity(gids)) {
+            return null;
+        }
+        return new UserNamespace(outside(uids, Native.LIBC.geteuid()), outside(gids, Native.LIBC.getegid()),
+                uids.size() == 1 && uids.get(0)[2] == 1 && gids.size() == 1 && gids.get(0)[2] == 1);
+    }
+
+    /** /proc/self/{@code file}'s lines: inside, outside, count. */
+    private static List<long[]> idMap(String file) {
+        try {
+            List<long[]> map = new ArrayList<>();
+            for (String line : Files.readAllLines(Path.of("/proc/self", file))) {
+                String[] f = line.trim().split("\\s+");
+                if (f.length == 3) {
+                    map.add(new long[] {Long.parseLong(f[0]), Long.parseLong(f[1]), Long.parseLong(f[2])});
+                }
+            }
+            return map;
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    private static boolean isIdentity(List<long[]> map) {
+        return map.size() == 1 && map.get(0)[0] == 0 && map.get(0)[1] == 0 && map.get(0)[2] == 0xffff_ffffL;
+    }
+
+    private static long outside(List<long[]> map, int id) {
+        long inside = id & 0xffff_ffffL;
+        for (long[] r : map) {
+            if (inside >= r[0] && inside - r[0] < r[2]) {
+                return r[1] + inside - r[0];
+            }
+        }
+        return -1;
+    }
+
+    private static void requireRoot(String mode) throws SandboxException {
+        if (Native.LIBC.geteuid() == 0) {
+            return;
+        }
+        throw new SandboxException(mode.equals("namespace")
+                ? "--sandbox namespace needs root, or a user namespace to be root in, which bin/vhostj makes for "
+                        + "a non-root user where the kernel allows it (not here, or not started through bin/vhostj); "
+                        + "run as root or choose --sandbox none"
+                : "--sandbox " + mode + " needs root; as another user choose --sandbox namespace or none");
     }
 
     /** This process must not share its mount namespace with its parent (nor with init, where that is readable). */
@@ -154,7 +270,7 @@ public final class Sandbox {
             if (!other.equals("0") && self.equals(mountNamespace(other)) && Native.LIBC.getpid() != 1) {
                 throw new SandboxException("--sandbox namespace: this process shares its mount namespace with "
                         + (other.equals("1") ? "init" : "its parent") + " (start it through bin/vhostj or "
-                        + "bin/virtiofsd, which run it under unshare(1) as root), or choose --sandbox chroot|none");
+                        + "bin/virtiofsd, which run it under unshare(1)), or choose --sandbox chroot|none");
             }
         }
     }
@@ -180,9 +296,31 @@ public final class Sandbox {
         }
         check("bind " + target, Native.LIBC.mount("/proc/self/fd/" + fd, target, null, MS_BIND | MS_REC, null));
         if (readOnly) {
-            check("remount " + target + " read-only", Native.LIBC.mount(null, target, null,
-                    MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, null));
+            remountReadOnly(fd, target);
         }
+    }
+
+    /**
+     * Remounts the bind mount at {@code target} read-only, nosuid and nodev, keeping the noexec,
+     * nosymfollow and atime flags of the mount {@code fd} is on: in a user namespace an inherited
+     * mount's flags are locked, and a remount that would clear one fails (EPERM).
+     */
+    private static void remountReadOnly(int fd, String target) throws NativeException {
+        long statfs = Native.allocate(FsIo.STATFS_SIZE);
+        long st;
+        try {
+            FsIo.fstatfs(fd, statfs);
+            st = Native.getLong(statfs + FsIo.F_FLAGS);
+        } finally {
+            Native.free(statfs);
+        }
+        long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV;
+        flags |= (st & ST_NOEXEC) != 0 ? MS_NOEXEC : 0;
+        flags |= (st & ST_NOSYMFOLLOW) != 0 ? MS_NOSYMFOLLOW : 0;
+        flags |= (st & ST_NODIRATIME) != 0 ? MS_NODIRATIME : 0;
+        // a remount is relatime unless told otherwise: say which of the three the mount is
+        flags |= (st & ST_NOATIME) != 0 ? MS_NOATIME : (st & ST_RELATIME) != 0 ? MS_RELATIME : MS_STRICTATIME;
+        check("remount " + target + " read-only", Native.LIBC.mount(null, target, null, flags, null));
     }
 
     private static int check(String what, int rc) throws NativeException {
