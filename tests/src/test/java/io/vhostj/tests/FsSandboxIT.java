@@ -108,6 +108,7 @@ class FsSandboxIT {
         try {
             awaitSocket(sock, log, p);
             assertEquals(shared.toRealPath(), Files.readSymbolicLink(Path.of("/proc", Long.toString(jvmPid(p)), "root")));
+            assertInCallersNamespaces(jvmPid(p));
             try (FuseClient c = FuseClient.connect(sock, 64)) {
                 assertEquals(0, c.init(38, 0, 0, TIMEOUT), Files.readString(log));
                 assertEquals("hello from the host", read(c, lookup(c, Fuse.ROOT_ID, "hello.txt")));
@@ -116,6 +117,33 @@ class FsSandboxIT {
             assertTrue(Files.isDirectory(shared.resolve("made-in-chroot")));
         } finally {
             stop(p, log);
+        }
+    }
+
+    /** As virtiofsd: --sandbox none (and chroot) leave the process in its caller's namespaces. */
+    @Test
+    void shouldLeaveTheCallersNamespacesAloneWithSandboxNone() throws Exception {
+        Path sock = dir.resolve("none.sock");
+        Path log = dir.resolve("none.log");
+        Process p = start(log, "--socket-path", sock.toString(), "--shared-dir", shared.toString(), "-o", "sandbox=none");
+        try {
+            awaitSocket(sock, log, p);
+            assertEquals(p.pid(), jvmPid(p), "no launcher process in between");
+            assertInCallersNamespaces(p.pid());
+            assertEquals(Path.of("/"), Files.readSymbolicLink(Path.of("/proc", Long.toString(p.pid()), "root")));
+            try (FuseClient c = FuseClient.connect(sock, 64)) {
+                assertEquals(0, c.init(38, 0, 0, TIMEOUT), Files.readString(log));
+                assertEquals("hello from the host", read(c, lookup(c, Fuse.ROOT_ID, "hello.txt")));
+            }
+        } finally {
+            stop(p, log);
+        }
+    }
+
+    private static void assertInCallersNamespaces(long pid) throws Exception {
+        for (String ns : List.of("mnt", "net", "pid", "user")) {
+            assertEquals(Files.readSymbolicLink(Path.of("/proc/self/ns", ns)),
+                    Files.readSymbolicLink(Path.of("/proc", Long.toString(pid), "ns", ns)), ns + " namespace");
         }
     }
 
