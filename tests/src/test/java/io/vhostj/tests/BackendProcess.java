@@ -46,8 +46,14 @@ public final class BackendProcess implements AutoCloseable {
      * are, and waits for nothing: for tests of start-up errors and of several sockets.
      */
     public static Process launch(Path log, List<String> command) throws IOException {
+        return launch(log, command, java.util.Map.of());
+    }
+
+    /** {@link #launch(Path, List)} with {@code env} added to the environment. */
+    public static Process launch(Path log, List<String> command, java.util.Map<String, String> env) throws IOException {
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
         pb.environment().put("VHOSTJ_NO_BUILD", "1");
+        pb.environment().putAll(env);
         return pb.start();
     }
 

@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Test;
@@ -15,6 +16,7 @@ import org.junit.jupiter.api.io.TempDir;
 import io.vhostj.bench.FuseClient;
 import io.vhostj.fs.Fuse;
 import io.vhostj.vhostuser.sys.Native;
+import io.vhostj.vhostuser.sys.UnixSocket;
 
 /**
  * {@code bin/virtiofsd} started exactly as Kata Containers starts virtiofsd, both ways it does,
@@ -39,7 +41,52 @@ class VirtiofsdDropInIT {
                 HostTools.ROOT.resolve("bin/virtiofsd").toString(),
                 "--syslog", "--cache=auto", "--shared-dir=" + shared, "--fd=3", "--thread-pool-size=1",
                 "--announce-submounts", "--xattr"));
-        check(cmd, sock);
+        // --syslog: a stand-in for /dev/log receives the backend's log, sandboxed as it is
+        Path devLog = dir.resolve("dev-log");
+        try (UnixSocket syslog = UnixSocket.bindDatagram(devLog)) {
+            check(cmd, sock, Map.of("VHOSTJ_JAVA_OPTS", "-Dvhostj.syslog.socket=" + devLog));
+            List<String> lines = datagrams(syslog);
+            assertTrue(lines.stream().anyMatch(l -> l.matches("<30>vhostj-fs\\[\\d+\\]: \\[main\\] INFO .*fs: exporting .*")),
+                    String.join("\n", lines));
+        }
+    }
+
+    @Test
+    void shouldLogToStderrWhenNoSyslogListens() throws Exception {
+        Path sock = dir.resolve("nosyslog.sock");
+        Path log = dir.resolve("nosyslog.log");
+        Process p = BackendProcess.launch(log, List.of(HostTools.ROOT.resolve("bin/virtiofsd").toString(), "--syslog",
+                "--socket-path", sock.toString(), "--shared-dir", shared().toString()),
+                Map.of("VHOSTJ_JAVA_OPTS", "-Dvhostj.syslog.socket=" + dir.resolve("no-such-socket")));
+        try {
+            for (int i = 0; i < 200 && !Files.readString(log).contains("fs: exporting"); i++) {
+                Thread.sleep(50);
+            }
+            String out = Files.readString(log);
+            assertTrue(Files.exists(sock), out);
+            assertTrue(out.contains("vhostj fs: --syslog: cannot reach " + dir.resolve("no-such-socket")), out);
+            assertTrue(out.contains("fs: exporting"), out);
+        } finally {
+            p.destroy();
+            assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+        }
+    }
+
+    /** The datagrams waiting on {@code s}, as text. */
+    private static List<String> datagrams(UnixSocket s) throws Exception {
+        List<String> lines = new ArrayList<>();
+        long buf = Native.allocate(16384);
+        try {
+            while ((io.vhostj.vhostuser.sys.Poll.ready(s.fd(), -1, 0) & 1) != 0) {
+                int n = s.receive(buf, 16384, new int[UnixSocket.MAX_FDS]);
+                byte[] b = new byte[n];
+                Native.copyToArray(buf, b, 0, n);
+                lines.add(new String(b, StandardCharsets.UTF_8));
+            }
+        } finally {
+            Native.free(buf);
+        }
+        return lines;
     }
 
     @Test
@@ -81,8 +128,12 @@ class VirtiofsdDropInIT {
     }
 
     private void check(List<String> cmd, Path sock) throws Exception {
+        check(cmd, sock, Map.of());
+    }
+
+    private void check(List<String> cmd, Path sock, Map<String, String> env) throws Exception {
         Path log = dir.resolve("virtiofsd-" + sock.getFileName() + ".log");
-        Process p = start(cmd, log);
+        Process p = BackendProcess.launch(log, cmd, env);
         try {
             for (int i = 0; i < 200 && !Files.exists(sock); i++) {
                 Thread.sleep(50);

@@ -103,7 +103,8 @@ public final class FsMain implements Callable<Integer> {
     @Option(names = "--no-announce-submounts", description = "Do not announce submounts (the default).")
     boolean noAnnounceSubmounts;
 
-    @Option(names = "--syslog", description = "Accepted; logs go to stderr (the caller's capture or journal).")
+    @Option(names = "--syslog", description = "Log to syslog (/dev/log, facility daemon, tag vhostj-fs) instead of "
+            + "stderr; where no syslog listens, stderr after one line saying so.")
     boolean syslog;
 
     @Option(names = "--seccomp", paramLabel = "ACTION", arity = "0..1",
@@ -148,6 +149,22 @@ public final class FsMain implements Callable<Integer> {
                     + "flock, posix_lock, timeout=N (ignored), allow_direct_io, xattrmap=RULES.")
     java.util.List<String> cOptions = new java.util.ArrayList<>();
 
+    /**
+     * --syslog: every log line (and anything else written to stderr) goes to syslog, which
+     * stamps the time itself. Before any logger exists; the socket is connected now, so the
+     * sandbox hiding /dev/log later changes nothing.
+     */
+    private static void logToSyslog() {
+        Path socket = io.vhostj.vhostuser.sys.Syslog.socketPath();
+        try {
+            System.setErr(io.vhostj.vhostuser.sys.Syslog.open(socket, "vhostj-fs"));
+            System.setProperty("org.slf4j.simpleLogger.showDateTime", "false");
+        } catch (NativeException e) {
+            System.err.println("vhostj fs: --syslog: cannot reach " + socket + " (" + e.getMessage()
+                    + "): logging to stderr");
+        }
+    }
+
     @Override
     public Integer call() {
         if (backend.printCapabilities) {
@@ -188,6 +205,9 @@ public final class FsMain implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
             return 2;
+        }
+        if (syslog) {
+            logToSyslog();
         }
         if (rlimitNofile != null) {
             try {

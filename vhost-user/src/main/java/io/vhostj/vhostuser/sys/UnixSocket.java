@@ -15,6 +15,7 @@ public final class UnixSocket extends Fd {
 
     private static final int AF_UNIX = 1;
     public static final int SOCK_STREAM = 1;
+    public static final int SOCK_DGRAM = 2;
     public static final int SOCK_SEQPACKET = 5;
     private static final int SO_TYPE = 3;
     private static final int SO_SNDBUF = 7;
@@ -85,6 +86,24 @@ public final class UnixSocket extends Fd {
 
     public static UnixSocket connect(Path path) throws NativeException {
         return connect(path, SOCK_STREAM, 0);
+    }
+
+    /** A SOCK_DGRAM socket connected to {@code path} (syslog's /dev/log): it keeps working once the path is out of reach. */
+    public static UnixSocket connectDatagram(Path path) throws NativeException {
+        return connect(path, SOCK_DGRAM, 0);
+    }
+
+    /** A SOCK_DGRAM socket bound at {@code path}, to receive datagrams (tests stand in for syslog with one). */
+    public static UnixSocket bindDatagram(Path path) throws NativeException {
+        removeStaleSocket(path);
+        UnixSocket s = create(SOCK_DGRAM, 0);
+        try {
+            Native.check("bind(" + path + ")", Native.LIBC.bind(s.fd(), sockaddr(path), SOCKADDR_UN_SIZE));
+            return s;
+        } catch (NativeException e) {
+            s.close();
+            throw e;
+        }
     }
 
     /**
