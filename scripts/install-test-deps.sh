@@ -5,7 +5,7 @@
 # Needs root (or passwordless sudo). Idempotent: does nothing when all are installed.
 set -euo pipefail
 
-ALL=(qemu-system-common qemu-utils qemu-system-x86 busybox-static fio socat cpio e2fsprogs sqlite3)
+ALL=(qemu-system-common qemu-utils qemu-system-x86 busybox-static fio socat cpio e2fsprogs sqlite3 acl)
 pkgs=("$@")
 [[ ${#pkgs[@]} -eq 0 ]] && pkgs=("${ALL[@]}")
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares what a test guest boots: a Debian kernel and a busybox initramfs with the virtio
-# modules and a few host tools (mkfs.ext4, e2fsck, fio, socat, sqlite3) with their libraries.
+# modules and a few host tools (mkfs.ext4, e2fsck, fio, socat, sqlite3, setfacl/getfacl) with their libraries.
 #   scripts/guest/prepare.sh [DIR]     (default: $VHOSTJ_GUEST_DIR or ~/.cache/vhostj/guest)
 # Prints DIR. Idempotent: reuses DIR/vmlinuz and DIR/base.cpio.gz if this script did not change.
 # A test appends its own cpio (holding /test.sh) to base.cpio.gz; the kernel unpacks both.
@@ -13,7 +13,7 @@ if [[ -f "$stamp" && -f "$DIR/vmlinuz" && -f "$DIR/base.cpio.gz" ]]; then
   echo "$DIR"; exit 0
 fi
 
-"$ROOT/scripts/install-test-deps.sh" qemu-system-x86 busybox-static cpio e2fsprogs fio socat kmod sqlite3 >&2
+"$ROOT/scripts/install-test-deps.sh" qemu-system-x86 busybox-static cpio e2fsprogs fio socat kmod sqlite3 acl >&2
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhostj-guest.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -76,7 +76,7 @@ copy_with_libs() {
   done
 }
 for t in /sbin/mke2fs /sbin/e2fsck /usr/bin/fio /usr/bin/socat /sbin/fstrim /usr/bin/sha256sum /usr/bin/flock \
-    /usr/bin/sqlite3; do
+    /usr/bin/sqlite3 /usr/bin/setfacl /usr/bin/getfacl; do
   [[ -x "$t" ]] && copy_with_libs "$t"
 done
 ln -sf mke2fs "$rd/sbin/mkfs.ext4"

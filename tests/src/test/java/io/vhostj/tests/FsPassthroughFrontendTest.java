@@ -59,6 +59,11 @@ class FsPassthroughFrontendTest {
     }
 
     private FuseClient start(FsOptions options) throws Exception {
+        return start(options, 0, 0);
+    }
+
+    /** Serves {@code options} over the usual tree; INIT offers {@code initFlags} and {@code initFlags2}. */
+    private FuseClient start(FsOptions options, int initFlags, int initFlags2) throws Exception {
         Path shared = Files.createDirectory(dir.resolve("shared"));
         Files.writeString(shared.resolve("hello.txt"), "hello from the host\n");
         Files.createDirectory(shared.resolve("d"));
@@ -70,7 +75,7 @@ class FsPassthroughFrontendTest {
         Path socket = dir.resolve("fs.sock");
         server = new ServedDevice(device, socket);
         FuseClient c = FuseClient.connect(socket, 64);
-        assertEquals(0, c.init(38, 0, 0, TIMEOUT));
+        assertEquals(0, c.init(38, 0, initFlags, initFlags2, TIMEOUT));
         return c;
     }
 
@@ -1091,6 +1096,330 @@ class FsPassthroughFrontendTest {
                 assertEquals(0, again.init(38, 0, 0, TIMEOUT), "the backend serves on");
             }
         }
+    }
+
+    // ---- --writeback, --posix-acl, --killpriv-v2, --allow-mmap ---------------------------------
+
+    private static final int WRITEBACK_CACHE = 1 << 16;
+    private static final int POSIX_ACL = 1 << 20;
+    private static final int DONT_MASK = 1 << 6;
+    private static final int SETXATTR_EXT = 1 << 29;
+    private static final int HANDLE_KILLPRIV_V2 = 1 << 28;
+    private static final int INIT_EXT = 1 << 30;
+    private static final int ACL_FLAGS = POSIX_ACL | DONT_MASK | SETXATTR_EXT;
+    /** FUSE_DIRECT_IO_ALLOW_MMAP, bit 36: bit 4 of flags2. */
+    private static final int DIRECT_IO_ALLOW_MMAP2 = 1 << 4;
+    private static final int EVERY_FEATURE = WRITEBACK_CACHE | ACL_FLAGS | HANDLE_KILLPRIV_V2 | INIT_EXT;
+
+    /** The flags (flags2 in the upper half) INIT answers, on a device of its own, to a guest offering these. */
+    private long initReply(FsOptions.Features features, int flags, int flags2) throws Exception {
+        Path shared = Files.createTempDirectory(dir, "init");
+        FsDevice d = new FsDevice(shared, baseOptions().withXattr(true).withFeatures(features), "t", 1, 64);
+        d.open();
+        Path socket = shared.resolveSibling(shared.getFileName() + ".sock");
+        ServedDevice s = new ServedDevice(d, socket);
+        try (FuseClient c = FuseClient.connect(socket, 64)) {
+            assertEquals(0, c.init(38, 0, flags, flags2, TIMEOUT));
+            long out = c.out() + Fuse.OUT_HEADER_SIZE;
+            return (Native.getInt(out + Fuse.INIT_OUT_FLAGS) & 0xffff_ffffL)
+                    | (long) Native.getInt(out + Fuse.INIT_OUT_FLAGS2) << 32;
+        } finally {
+            s.close();
+        }
+    }
+
+    @Test
+    void shouldAgreeEachFeatureOnlyWhenAskedForAndOfferedByTheGuest() throws Exception {
+        FsOptions.Features none = FsOptions.Features.NONE;
+        FsOptions.Features all = new FsOptions.Features(true, true, true, true);
+        long mmap = (long) DIRECT_IO_ALLOW_MMAP2 << 32;
+        long off = initReply(none, EVERY_FEATURE, DIRECT_IO_ALLOW_MMAP2);
+        assertEquals(0, off & (EVERY_FEATURE & ~INIT_EXT), "nothing asked for: none of them, though the guest offers all");
+        assertEquals(0, off & mmap);
+
+        long on = initReply(all, EVERY_FEATURE, DIRECT_IO_ALLOW_MMAP2);
+        assertEquals(EVERY_FEATURE & 0xffff_ffffL, on & EVERY_FEATURE & 0xffff_ffffL, "asked for and offered: all");
+        assertEquals(mmap, on & mmap);
+
+        assertEquals(WRITEBACK_CACHE, initReply(new FsOptions.Features(true, false, false, false), EVERY_FEATURE, 0)
+                & (EVERY_FEATURE & ~INIT_EXT), "each alone");
+        assertEquals(ACL_FLAGS, initReply(new FsOptions.Features(false, true, false, false), EVERY_FEATURE, 0)
+                & (EVERY_FEATURE & ~INIT_EXT));
+        assertEquals(HANDLE_KILLPRIV_V2, initReply(new FsOptions.Features(false, false, true, false), EVERY_FEATURE, 0)
+                & (EVERY_FEATURE & ~INIT_EXT));
+        assertEquals(mmap, initReply(new FsOptions.Features(false, false, false, true), EVERY_FEATURE,
+                DIRECT_IO_ALLOW_MMAP2) & (mmap | EVERY_FEATURE & ~INIT_EXT));
+
+        long old = initReply(all, INIT_EXT, 0);
+        assertEquals(0, old & (EVERY_FEATURE & ~INIT_EXT), "asked for, but a guest without them gets none");
+        assertEquals(0, old & mmap);
+        assertEquals(0, initReply(all, POSIX_ACL | DONT_MASK | INIT_EXT, 0) & ACL_FLAGS,
+                "POSIX ACLs only with DONT_MASK and SETXATTR_EXT both");
+        assertEquals(0, initReply(all, EVERY_FEATURE & ~INIT_EXT, DIRECT_IO_ALLOW_MMAP2) & mmap,
+                "flags2 means nothing without FUSE_INIT_EXT");
+    }
+
+    private static int openFlags(FuseClient c, long node, int flags, int openFlags) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        Native.zero(a, Fuse.OPEN_IN_SIZE);
+        Native.putInt(a + Fuse.OPEN_IN_FLAGS, flags);
+        Native.putInt(a + Fuse.OPEN_IN_OPEN_FLAGS, openFlags);
+        return c.request(Fuse.OPEN, node, Fuse.OPEN_IN_SIZE, 16 + Fuse.OPEN_OUT_SIZE, TIMEOUT);
+    }
+
+    private static long openedHandle(FuseClient c) {
+        return Native.getLong(c.out() + Fuse.OUT_HEADER_SIZE + Fuse.OPEN_OUT_FH);
+    }
+
+    private static int write(FuseClient c, long node, long fh, long offset, String data, int writeFlags)
+            throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        byte[] b = data.getBytes(StandardCharsets.UTF_8);
+        Native.zero(a, Fuse.WRITE_IN_SIZE);
+        Native.putLong(a + Fuse.WRITE_IN_FH, fh);
+        Native.putLong(a + Fuse.WRITE_IN_OFFSET, offset);
+        Native.putInt(a + Fuse.WRITE_IN_SIZE_BYTES, b.length);
+        Native.putInt(a + Fuse.WRITE_IN_WRITE_FLAGS, writeFlags);
+        Native.copyFromArray(b, 0, a + Fuse.WRITE_IN_SIZE, b.length);
+        return c.request(Fuse.WRITE, node, Fuse.WRITE_IN_SIZE + b.length, 16 + Fuse.WRITE_OUT_SIZE, TIMEOUT);
+    }
+
+    private static final int O_WRONLY = 1;
+    private static final int O_RDWR = 2;
+    private static final int O_TRUNC = 0x200;
+    private static final int O_APPEND = 0x400;
+
+    @Test
+    void shouldReadThroughWriteOnlyHandlesAndPlaceAppendsAsTheGuestSaysWithWriteback() throws Exception {
+        try (FuseClient c = start(baseOptions().withFeatures(new FsOptions.Features(true, false, false, false)),
+                WRITEBACK_CACHE, 0)) {
+            Path hello = dir.resolve("shared").resolve("hello.txt");
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            assertEquals(0, openFlags(c, node, O_WRONLY, 0));
+            long wronly = openedHandle(c);
+            assertEquals(0, read(c, Fuse.READ, wronly, 0, 5), "the guest reads around a partial write");
+            assertEquals("hello", new String(replyBytes(c), StandardCharsets.UTF_8));
+
+            assertEquals(0, openFlags(c, node, O_WRONLY | O_APPEND, 0));
+            long append = openedHandle(c);
+            assertEquals(0, write(c, node, append, 6, "FROM", 0));
+            assertEquals("hello FROM the host\n", Files.readString(hello), "at the offset the guest chose");
+            assertEquals(0, write(c, node, wronly, 0, "H", 1 /* FUSE_WRITE_CACHE: the guest's writeback */));
+            assertEquals("Hello FROM the host\n", Files.readString(hello));
+        }
+    }
+
+    @Test
+    void shouldKeepWriteOnlyAndAppendAsTheyAreWithoutWriteback() throws Exception {
+        try (FuseClient c = start(baseOptions(), WRITEBACK_CACHE, 0)) {
+            Path hello = dir.resolve("shared").resolve("hello.txt");
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            assertEquals(0, openFlags(c, node, O_WRONLY, 0));
+            assertEquals(-Errno.EBADF, read(c, Fuse.READ, openedHandle(c), 0, 5), "write-only stays write-only");
+            assertEquals(0, openFlags(c, node, O_WRONLY | O_APPEND, 0));
+            assertEquals(0, write(c, node, openedHandle(c), 0, "end", 0));
+            assertEquals("hello from the host\nend", Files.readString(hello), "the host's O_APPEND places it");
+        }
+    }
+
+    private static byte[] replyBytes(FuseClient c) {
+        byte[] got = new byte[c.replyLength() - Fuse.OUT_HEADER_SIZE];
+        Native.copyToArray(c.out() + Fuse.OUT_HEADER_SIZE, got, 0, got.length);
+        return got;
+    }
+
+    private static int hostMode(Path p) throws Exception {
+        return (Integer) Files.getAttribute(p, "unix:mode") & 07777;
+    }
+
+    private static final int FATTR_SIZE = 8;
+    private static final int FATTR_UID = 2;
+    private static final int FATTR_FH = 64;
+    private static final int FATTR_KILL_SUIDGID = 1 << 11;
+
+    private static int setattr(FuseClient c, long node, int valid, long size, long fh, int uid) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        Native.zero(a, Fuse.SETATTR_IN_SIZE);
+        Native.putInt(a + Fuse.SETATTR_IN_VALID, valid);
+        Native.putLong(a + Fuse.SETATTR_IN_SIZE_BYTES, size);
+        Native.putLong(a + Fuse.SETATTR_IN_FH, fh);
+        Native.putInt(a + Fuse.SETATTR_IN_UID, uid);
+        return c.request(Fuse.SETATTR, node, Fuse.SETATTR_IN_SIZE, 16 + Fuse.ATTR_OUT_SIZE, TIMEOUT);
+    }
+
+    @Test
+    void shouldClearSetuidAndSetgidWhereTheGuestSaysWithKillprivV2() throws Exception {
+        try (FuseClient c = start(baseOptions().withFeatures(new FsOptions.Features(false, false, true, false)),
+                HANDLE_KILLPRIV_V2, 0)) {
+            Path f = dir.resolve("shared").resolve("hello.txt");
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            long node = entryNode(c);
+            assertEquals(0, openFlags(c, node, O_RDWR, 0));
+            long fh = openedHandle(c);
+
+            sh("chmod 6775 " + f);
+            assertEquals(0, write(c, node, fh, 0, "h", 0));
+            assertEquals(06775, hostMode(f), "a write without the flag (a caller with CAP_FSETID) keeps them");
+            assertEquals(0, write(c, node, fh, 0, "h", 4 /* FUSE_WRITE_KILL_SUIDGID */));
+            assertEquals(0775, hostMode(f), "setuid, and setgid with group-execute, go");
+            sh("chmod 6745 " + f);
+            assertEquals(0, write(c, node, fh, 0, "h", 4));
+            assertEquals(02745, hostMode(f), "setgid without group-execute is not a privilege: it stays");
+
+            sh("chmod 6775 " + f);
+            assertEquals(0, setattr(c, node, FATTR_SIZE, 5, 0, 0));
+            assertEquals(06775, hostMode(f), "a truncation without the flag keeps them");
+            assertEquals(0, setattr(c, node, FATTR_SIZE | FATTR_KILL_SUIDGID, 4, 0, 0));
+            assertEquals(0775, hostMode(f), "SETATTR size with FATTR_KILL_SUIDGID");
+            assertEquals(4, Files.size(f));
+            sh("chmod 6775 " + f);
+            assertEquals(0, setattr(c, node, FATTR_SIZE | FATTR_FH | FATTR_KILL_SUIDGID, 3, fh, 0));
+            assertEquals(0775, hostMode(f), "through the open handle too");
+            assertEquals(3, Files.size(f));
+            sh("chmod 6775 " + f);
+            int rc = setattr(c, node, FATTR_UID | FATTR_KILL_SUIDGID, 0, 0, 0);
+            assertEquals(0, rc);
+            assertEquals(0775, hostMode(f), "a chown with the flag");
+
+            sh("chmod 6775 " + f);
+            assertEquals(0, openFlags(c, node, O_RDWR | O_TRUNC, 0));
+            assertEquals(06775, hostMode(f), "an O_TRUNC open without FUSE_OPEN_KILL_SUIDGID keeps them");
+            assertEquals(0, openFlags(c, node, O_RDWR | O_TRUNC, 1 /* FUSE_OPEN_KILL_SUIDGID */));
+            assertEquals(0775, hostMode(f), "an O_TRUNC open with it");
+
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "d"));
+            long d = entryNode(c);
+            Path dirD = dir.resolve("shared").resolve("d");
+            sh("chmod 2775 " + dirD);
+            assertEquals(0, setattr(c, d, FATTR_UID | FATTR_KILL_SUIDGID, 0, 0, 0));
+            assertEquals(02775, hostMode(dirD), "a directory's setgid is inheritance, not privilege: it stays");
+        }
+    }
+
+    @Test
+    void shouldApplyTheGuestsUmaskUnlessTheParentHasADefaultAclWithPosixAcl() throws Exception {
+        if (!isRoot()) {
+            System.err.println("\n!! SKIPPED: default ACLs naming another user need root\n");
+            org.junit.jupiter.api.Assumptions.abort("not root");
+        }
+        try (FuseClient c = start(baseOptions().withXattr(true)
+                .withFeatures(new FsOptions.Features(false, true, false, false)), ACL_FLAGS | INIT_EXT, 0)) {
+            Path shared = dir.resolve("shared");
+            Path inherit = Files.createDirectory(shared.resolve("inherit"));
+            // default ACL: user::rwx user:1234:rwx group::r-x mask::rwx other::r-x
+            int rc = setXattrExt(c, lookupNode(c, Fuse.ROOT_ID, "inherit"), "system.posix_acl_default",
+                    acl(ACL_USER_OBJ, 7, -1, XattrIds.ACL_USER, 7, 1234, ACL_GROUP_OBJ, 5, -1, ACL_MASK, 7, -1,
+                            ACL_OTHER, 5, -1), 0);
+            requireAcls(rc);
+            assertEquals(0, rc);
+            long inheritNode = lookupNode(c, Fuse.ROOT_ID, "inherit");
+
+            assertEquals(0, create(c, inheritNode, "acl-file", 0100666, 077));
+            assertEquals(0664, hostMode(inherit.resolve("acl-file")),
+                    "the default ACL decides (group bits = the mask, rw), not the umask 077");
+            assertTrue(hostXattrs(inherit.resolve("acl-file")).stream().anyMatch(x -> x.startsWith(
+                    "system.posix_acl_access=")), "and the file carries the inherited ACL");
+            assertEquals(0, mkdir(c, inheritNode, "acl-dir", 0777, 077));
+            assertEquals(0775, hostMode(inherit.resolve("acl-dir")));
+
+            assertEquals(0, create(c, Fuse.ROOT_ID, "plain-file", 0100666, 027));
+            assertEquals(0640, hostMode(shared.resolve("plain-file")), "no default ACL: the guest's umask");
+            assertEquals(0, mkdir(c, Fuse.ROOT_ID, "plain-dir", 0777, 002));
+            assertEquals(0775, hostMode(shared.resolve("plain-dir")), "the guest's umask alone, not ours too");
+        }
+    }
+
+    @Test
+    void shouldCreateWithTheModeTheGuestMaskedWithoutPosixAcl() throws Exception {
+        try (FuseClient c = start(baseOptions(), ACL_FLAGS | INIT_EXT, 0)) {
+            Path shared = dir.resolve("shared");
+            assertEquals(0, create(c, Fuse.ROOT_ID, "as-sent", 0100666, 077));
+            assertEquals(0666, hostMode(shared.resolve("as-sent")),
+                    "not agreed: the umask field is ignored (the guest masked already), and no host umask masks again");
+            assertEquals(0, mkdir(c, Fuse.ROOT_ID, "dir-as-sent", 0777, 077));
+            assertEquals(0777, hostMode(shared.resolve("dir-as-sent")));
+        }
+    }
+
+    @Test
+    void shouldDropSetgidWhenAnAccessAclIsSetByANonMemberWithPosixAcl() throws Exception {
+        if (!isRoot()) {
+            System.err.println("\n!! SKIPPED: ACLs naming other users need root\n");
+            org.junit.jupiter.api.Assumptions.abort("not root");
+        }
+        try (FuseClient c = start(baseOptions().withXattr(true)
+                .withFeatures(new FsOptions.Features(false, true, false, false)), ACL_FLAGS | INIT_EXT, 0)) {
+            Path f = dir.resolve("shared").resolve("hello.txt");
+            long node = lookupNode(c, Fuse.ROOT_ID, "hello.txt");
+            sh("chmod 2644 " + f);
+            int rc = setXattrExt(c, node, "system.posix_acl_access", aclNaming(1003, 105), 0);
+            requireAcls(rc);
+            assertEquals(0, rc);
+            assertEquals(02664, hostMode(f), "the mode follows the ACL (group bits = mask rw); setgid kept");
+            assertArrayEquals(aclNaming(1003, 105), hostXattr(f, "system.posix_acl_access"));
+            assertEquals(0, setXattrExt(c, node, "system.posix_acl_access", aclNaming(1003, 105),
+                    1 /* FUSE_SETXATTR_ACL_KILL_SGID */));
+            assertEquals(0664, hostMode(f), "set by a caller outside the group: setgid goes");
+            assertEquals(0, setXattrExt(c, node, "user.plain", "v".getBytes(StandardCharsets.UTF_8), 0));
+            assertEquals("v", new String(hostXattr(f, "user.plain"), StandardCharsets.UTF_8),
+                    "the 16-byte argument for every name");
+        }
+    }
+
+    @Test
+    void shouldOfferSharedMmapOfDirectIoFilesWithAllowMmap() throws Exception {
+        try (FuseClient c = start(baseOptions().withCache(io.vhostj.fs.CachePolicy.NEVER)
+                .withFeatures(new FsOptions.Features(false, false, false, true)), INIT_EXT, DIRECT_IO_ALLOW_MMAP2)) {
+            long out = c.out() + Fuse.OUT_HEADER_SIZE;
+            assertEquals(DIRECT_IO_ALLOW_MMAP2, Native.getInt(out + Fuse.INIT_OUT_FLAGS2) & DIRECT_IO_ALLOW_MMAP2);
+            assertEquals(0, lookup(c, Fuse.ROOT_ID, "hello.txt"));
+            assertEquals(0, openFlags(c, entryNode(c), 0, 0));
+            assertEquals(Fuse.FOPEN_DIRECT_IO, Native.getInt(c.out() + Fuse.OUT_HEADER_SIZE + Fuse.OPEN_OUT_OPEN_FLAGS)
+                    & Fuse.FOPEN_DIRECT_IO, "still direct I/O: the flag is what lets the guest map it shared");
+        }
+    }
+
+    private static long lookupNode(FuseClient c, long parent, String name) throws Exception {
+        assertEquals(0, lookup(c, parent, name), name);
+        return entryNode(c);
+    }
+
+    /** CREATE O_RDWR with {@code mode} and {@code umask} in the argument. */
+    private static int create(FuseClient c, long parent, String name, int mode, int umask) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
+        Native.zero(a, Fuse.CREATE_IN_SIZE);
+        Native.putInt(a + Fuse.CREATE_IN_FLAGS, O_RDWR);
+        Native.putInt(a + Fuse.CREATE_IN_MODE, mode);
+        Native.putInt(a + Fuse.CREATE_IN_UMASK, umask);
+        Native.copyFromArray(n, 0, a + Fuse.CREATE_IN_SIZE, n.length);
+        return c.request(Fuse.CREATE, parent, Fuse.CREATE_IN_SIZE + n.length,
+                16 + Fuse.ENTRY_OUT_SIZE + Fuse.OPEN_OUT_SIZE, TIMEOUT);
+    }
+
+    private static int mkdir(FuseClient c, long parent, String name, int mode, int umask) throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
+        Native.zero(a, Fuse.MKDIR_IN_SIZE);
+        Native.putInt(a + Fuse.MKDIR_IN_MODE, mode);
+        Native.putInt(a + Fuse.MKDIR_IN_UMASK, umask);
+        Native.copyFromArray(n, 0, a + Fuse.MKDIR_IN_SIZE, n.length);
+        return c.request(Fuse.MKDIR, parent, Fuse.MKDIR_IN_SIZE + n.length, 16 + Fuse.ENTRY_OUT_SIZE, TIMEOUT);
+    }
+
+    /** SETXATTR with the 16-byte fuse_setxattr_in of FUSE_SETXATTR_EXT. */
+    private static int setXattrExt(FuseClient c, long node, String name, byte[] value, int setxattrFlags)
+            throws Exception {
+        long a = c.in() + Fuse.IN_HEADER_SIZE;
+        byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
+        Native.zero(a, Fuse.SETXATTR_IN_SIZE);
+        Native.putInt(a + Fuse.SETXATTR_IN_SIZE_BYTES, value.length);
+        Native.putInt(a + Fuse.SETXATTR_IN_SETXATTR_FLAGS, setxattrFlags);
+        Native.copyFromArray(n, 0, a + Fuse.SETXATTR_IN_SIZE, n.length);
+        Native.copyFromArray(value, 0, a + Fuse.SETXATTR_IN_SIZE + n.length, value.length);
+        return c.request(Fuse.SETXATTR, node, Fuse.SETXATTR_IN_SIZE + n.length + value.length, 16, TIMEOUT);
     }
 
     private static boolean isRoot() throws Exception {

@@ -15,12 +15,12 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code vhostj fs}: a vhost-user-fs backend exporting a host directory (work in progress, issue 3). */
+/** {@code vhostj fs}: a vhost-user-fs backend exporting a host directory, a drop-in for virtiofsd. */
 @Command(name = "vhostj fs", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"vhost-user-fs backend (virtiofsd's role): exports a host directory to a VM.",
             "Serves the FUSE operations a Linux guest uses, POSIX and flock locks,",
             "and xattrs (with --xattr or --xattrmap), confined to the shared directory (--sandbox).",
-            "Work in progress: see issue 3.",
+            "A drop-in for virtiofsd: its Rust-style options and the C one's -o list are accepted.",
             "QEMU side: -chardev socket,id=c0,path=SOCK -device vhost-user-fs-pci,chardev=c0,tag=TAG",
             "(guest RAM must be shared: -object memory-backend-memfd,share=on)"})
 public final class FsMain implements Callable<Integer> {
@@ -92,9 +92,16 @@ public final class FsMain implements Callable<Integer> {
                     + "every guest xattr under user.virtiofs. on the host and hides the host's others.")
     String xattrmap;
 
-    @Option(names = "--posix-acl", description = "Serve the ACL xattrs as stored (implies --xattr); "
-            + "FUSE_POSIX_ACL is not negotiated yet, so the guest does not enforce them.")
+    @Option(names = "--posix-acl", description = "POSIX ACLs the guest enforces (FUSE_POSIX_ACL, with FUSE_DONT_MASK "
+            + "and FUSE_SETXATTR_EXT): they are the system.posix_acl_* xattrs of the host files (ids translated "
+            + "with --translate-uid/gid); the guest sends its umask with each creation, applied here unless the "
+            + "parent has a default ACL, whose inheritance decides instead; setting an access ACL makes the "
+            + "mode match it, without setgid for a caller outside the file's group. Implies --xattr (as the "
+            + "Rust virtiofsd); refused with --no-xattr (the C virtiofsd refuses it with xattrs off).")
     boolean posixAcl;
+
+    @Option(names = "--no-posix-acl", description = "No FUSE_POSIX_ACL (the default).")
+    boolean noPosixAcl;
 
     @Option(names = "--announce-submounts", description = "Tell the guest which directories are other mounts "
             + "(FUSE_SUBMOUNTS), so it mounts each separately with its own device number, as on the host.")
@@ -117,18 +124,35 @@ public final class FsMain implements Callable<Integer> {
                     + "or mandatory (file handles or nothing: refuse to start without them).")
     String inodeFileHandles;
 
-    @Option(names = "--writeback", description = "Accepted; the FUSE writeback cache is not enabled yet.")
+    @Option(names = "--writeback", description = "The FUSE writeback cache (FUSE_WRITEBACK_CACHE): the guest keeps "
+            + "written data in its page cache and writes it back later, setting mtime itself; a write-only open is "
+            + "read-write on the host (the guest reads around partial writes) and O_APPEND is dropped there (the "
+            + "guest places appends), as virtiofsd does. For an export the guest has alone: a host writer's data "
+            + "can be overwritten by a late writeback. Off by default.")
     boolean writeback;
+
+    @Option(names = "--no-writeback", description = "No writeback cache (the default).")
+    boolean noWriteback;
 
     @Option(names = "--allow-direct-io", description = "Pass the guest's O_DIRECT to the host file (by default it is "
             + "dropped, as virtiofsd does, and the host page cache serves the guest's direct I/O).")
     boolean allowDirectIo;
 
-    @Option(names = "--allow-mmap", description = "Accepted; there is no DAX window, mmap goes through the page cache.")
+    @Option(names = "--allow-mmap", description = "Let the guest map files shared although --cache never|metadata "
+            + "opens them for direct I/O (FUSE_DIRECT_IO_ALLOW_MMAP, Linux 6.6+ guests; older ones refuse such "
+            + "mmaps with ENODEV). Offered while speaking FUSE 7.38: the driver reads the flag whatever minor version "
+            + "was agreed, and 7.39's other addition, FUSE_STATX, is sent regardless and answered ENOSYS (the driver "
+            + "then uses GETATTR).")
     boolean allowMmap;
 
-    @Option(names = "--killpriv-v2", description = "Accepted; FUSE_HANDLE_KILLPRIV_V2 is not negotiated yet.")
+    @Option(names = "--killpriv-v2", description = "FUSE_HANDLE_KILLPRIV_V2: the guest leaves clearing setuid/setgid "
+            + "to us; they are cleared on writes, truncations, O_TRUNC opens and chowns it flags (a caller without "
+            + "CAP_FSETID), by the kernel's rule (setgid only with group-execute). Off by default, as in the Rust "
+            + "virtiofsd. (A direct-I/O write's flag is honoured either way.)")
     boolean killprivV2;
+
+    @Option(names = "--no-killpriv-v2", description = "No FUSE_HANDLE_KILLPRIV_V2 (the default).")
+    boolean noKillprivV2;
 
     @Option(names = "--no-readdirplus", description = "Do not offer READDIRPLUS (directory listings then LOOKUP each entry).")
     boolean noReaddirplus;
@@ -146,7 +170,8 @@ public final class FsMain implements Callable<Integer> {
     @Option(names = "-o", paramLabel = "OPTS", split = ",",
             description = "C virtiofsd style: source=DIR, cache=MODE, xattr, no_xattr, readdirplus, no_readdirplus, "
                     + "writeback, no_writeback, announce_submounts, no_posix_lock, no_flock, sandbox=MODE, log_level=LEVEL, "
-                    + "flock, posix_lock, timeout=N (ignored), allow_direct_io, xattrmap=RULES.")
+                    + "flock, posix_lock, timeout=N (ignored), allow_direct_io, xattrmap=RULES, posix_acl, no_posix_acl, "
+                    + "killpriv_v2, no_killpriv_v2.")
     java.util.List<String> cOptions = new java.util.ArrayList<>();
 
     /**
@@ -184,6 +209,9 @@ public final class FsMain implements Callable<Integer> {
             cachePolicy = CachePolicy.parse(cache);
             fileHandles = FsOptions.FileHandles.parse(inodeFileHandles);
             xattrMap = xattrmap == null ? null : XattrMap.parse(xattrmap, xattrmapOption);
+            if (posixAcl && !noPosixAcl && noXattr && xattrmap == null) {
+                throw new IllegalArgumentException("--posix-acl needs xattrs, which --no-xattr turns off");
+            }
             if (rlimitNofile != null && rlimitNofile < 64) {
                 throw new IllegalArgumentException("--rlimit-nofile must be at least 64");
             }
@@ -221,9 +249,11 @@ public final class FsMain implements Callable<Integer> {
         FsDevice device;
         FsOptions options;
         try {
-            options = new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl) && !noXattr,
+            options = new FsOptions(readOnly, cachePolicy, !noReaddirplus, (xattr || posixAcl && !noPosixAcl) && !noXattr,
                     fileHandles, allowDirectIo, announceSubmounts && !noAnnounceSubmounts,
-                    IdMap.parse(translateUid, "--translate-uid"), IdMap.parse(translateGid, "--translate-gid"), xattrMap);
+                    IdMap.parse(translateUid, "--translate-uid"), IdMap.parse(translateGid, "--translate-gid"), xattrMap,
+                    new FsOptions.Features(writeback && !noWriteback, posixAcl && !noPosixAcl,
+                            killprivV2 && !noKillprivV2, allowMmap));
             device = new FsDevice(shared, options, tag, requestQueues, queueSize);
         } catch (IllegalArgumentException e) {
             System.err.println("vhostj fs: " + e.getMessage());
@@ -246,10 +276,11 @@ public final class FsMain implements Callable<Integer> {
             } catch (NativeException e) {
                 throw new IllegalStateException("cannot open " + shared + ": " + e.getMessage(), e);
             }
-            log.info("fs: exporting {}{}, sandbox {}{}; cache {}, xattrs {}, inodes as {}, {} request queue(s)", shared,
+            log.info("fs: exporting {}{}, sandbox {}{}; cache {}, xattrs {}, inodes as {}, {} request queue(s); "
+                    + "offered at INIT if the guest has them: {}", shared,
                     readOnly ? " read-only" : "", sandbox, seenAs.equals(shared) ? "" : " (seen as " + seenAs + ")",
                     cachePolicy, !options.xattr() ? "off" : xattrMap == null ? "on" : "mapped as " + xattrMap,
-                    device.usesFileHandles() ? "file handles" : "descriptors", requestQueues);
+                    device.usesFileHandles() ? "file handles" : "descriptors", requestQueues, options.features());
             if (userNamespace != null) {
                 logUserNamespace(log, userNamespace);
             }
@@ -280,7 +311,7 @@ public final class FsMain implements Callable<Integer> {
     private String xattrmapOption = "--xattrmap";
 
     /** The C virtiofsd's {@code -o a,b=c} options, mapped onto the Rust-style ones. */
-    private void applyCOptions() {
+    void applyCOptions() {
         for (String o : cOptions) {
             String key = o.contains("=") ? o.substring(0, o.indexOf('=')) : o;
             String value = o.contains("=") ? o.substring(o.indexOf('=') + 1) : null;
@@ -297,9 +328,13 @@ public final class FsMain implements Callable<Integer> {
                 case "allow_direct_io" -> allowDirectIo = true;
                 case "no_allow_direct_io" -> allowDirectIo = false;
                 case "announce_submounts" -> announceSubmounts = true;
-                case "writeback", "no_writeback", "no_posix_lock",
-                        "no_flock", "flock", "posix_lock", "timeout",
-                        "modcaps", "killpriv_v2", "no_killpriv_v2" -> {
+                case "writeback" -> writeback = true;
+                case "no_writeback" -> writeback = false;
+                case "posix_acl" -> posixAcl = true;
+                case "no_posix_acl" -> posixAcl = false;
+                case "killpriv_v2" -> killprivV2 = true;
+                case "no_killpriv_v2" -> killprivV2 = false;
+                case "no_posix_lock", "no_flock", "flock", "posix_lock", "timeout", "modcaps" -> {
                     // accepted; see --help for what each does today
                 }
                 case "no_readdirplus" -> noReaddirplus = true;

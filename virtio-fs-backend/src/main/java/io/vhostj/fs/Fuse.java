@@ -12,7 +12,12 @@ package io.vhostj.fs;
  */
 public final class Fuse {
     public static final int KERNEL_VERSION = 7;
-    /** The minor version we speak. */
+    /**
+     * The minor version we speak. 7.39 adds FUSE_DIRECT_IO_ALLOW_MMAP, which the driver reads
+     * from INIT's flags2 whatever minor was agreed (offered with --allow-mmap), and FUSE_STATX
+     * (opcode 52), which the driver sends whatever minor was agreed and, answered ENOSYS, stops
+     * sending for GETATTR: neither needs us to say 39.
+     */
     public static final int KERNEL_MINOR_VERSION = 38;
     /** The oldest minor version we accept from a guest (Linux 5.4's virtio-fs spoke 7.31). */
     public static final int MIN_MINOR = 31;

@@ -38,6 +38,17 @@ final class FuseQueueHandler implements QueueHandler {
     static final int FUSE_INIT_EXT = 1 << 30;
     /** FUSE_CREATE_SUPP_GROUP (bit 34), in flags2: creating requests carry the caller's group of the parent. */
     static final int FUSE_CREATE_SUPP_GROUP2 = 1 << (34 - 32);
+    static final int FUSE_DONT_MASK = 1 << 6;
+    static final int FUSE_WRITEBACK_CACHE = 1 << 16;
+    static final int FUSE_POSIX_ACL = 1 << 20;
+    static final int FUSE_HANDLE_KILLPRIV_V2 = 1 << 28;
+    static final int FUSE_SETXATTR_EXT = 1 << 29;
+    static final int POSIX_ACL_FLAGS = FUSE_POSIX_ACL | FUSE_DONT_MASK | FUSE_SETXATTR_EXT;
+    /**
+     * FUSE_DIRECT_IO_ALLOW_MMAP (bit 36, in flags2; fuse 7.39): shared mmap of FOPEN_DIRECT_IO
+     * files. The driver reads it whatever minor version was agreed; see {@link Fuse#KERNEL_MINOR_VERSION}.
+     */
+    static final int FUSE_DIRECT_IO_ALLOW_MMAP2 = 1 << (36 - 32);
     static final int OFFERED_FLAGS = FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO
             | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS;
 
@@ -246,10 +257,93 @@ final class FuseQueueHandler implements QueueHandler {
     }
 
     private static final int O_DIRECT = 0x4000;
+    private static final int O_ACCMODE = 3;
+    private static final int O_WRONLY = 1;
+    private static final int O_RDWR = 2;
+    private static final int O_TRUNC = 0x200;
+    private static final int O_APPEND = 0x400;
 
-    /** The guest's open flags as the host file gets them: O_DIRECT only with --allow-direct-io. */
+    /**
+     * The guest's open flags as the host file gets them: O_DIRECT only with --allow-direct-io.
+     * With the writeback cache agreed, write-only is read-write (the guest reads the pages a
+     * partial write lands in, through any of the file's handles) and O_APPEND goes (the guest
+     * puts appends at its own idea of the end and writes them back at that offset; a host
+     * O_APPEND would move them again). As virtiofsd does.
+     */
     private int hostFlags(int guestFlags) {
-        return fs.allowDirectIo() ? guestFlags : guestFlags & ~O_DIRECT;
+        int flags = fs.allowDirectIo() ? guestFlags : guestFlags & ~O_DIRECT;
+        if (session.writeback()) {
+            if ((flags & O_ACCMODE) == O_WRONLY) {
+                flags = (flags & ~O_ACCMODE) | O_RDWR;
+            }
+            flags &= ~O_APPEND;
+        }
+        return flags;
+    }
+
+    /**
+     * Whether an open with {@code hostFlags} failed only for the read access the writeback cache
+     * added (a file the caller may write but not read): then it is retried write-only, as asked.
+     */
+    private boolean readAccessRefused(NativeException e, int guestFlags, int hostFlags) {
+        return e.errno() == Errno.EACCES && (guestFlags & O_ACCMODE) == O_WRONLY && (hostFlags & O_ACCMODE) == O_RDWR;
+    }
+
+    // ---- setuid/setgid clearing (FUSE_HANDLE_KILLPRIV_V2, and the direct-I/O write flag) ------
+
+    private static final int S_IFMT = 0xf000;
+    private static final int S_IFREG = 0x8000;
+    private static final int S_ISUID = 04000;
+    private static final int S_ISGID = 02000;
+    private static final int S_IXGRP = 00010;
+    /** fuse_write_in.write_flags: a write by a caller without CAP_FSETID. */
+    static final int FUSE_WRITE_KILL_SUIDGID = 1 << 2;
+    /** fuse_open_in/fuse_create_in.open_flags: an O_TRUNC open by a caller without CAP_FSETID. */
+    static final int FUSE_OPEN_KILL_SUIDGID = 1;
+    /** fuse_setattr_in.valid: a truncation or chown by a caller without CAP_FSETID. */
+    static final int FATTR_KILL_SUIDGID = 1 << 11;
+    /** fuse_setxattr_in.setxattr_flags: the caller setting an access ACL is not in the file's group. */
+    static final int FUSE_SETXATTR_ACL_KILL_SGID = 1;
+
+    /**
+     * The bits a write or truncation by an unprivileged caller takes off {@code mode}, as the
+     * kernel's setattr_should_drop_suidgid: setuid, and setgid where group-execute is set (without
+     * it, setgid means mandatory locking, not privilege). Only regular files have them taken.
+     */
+    static int privilegeBits(int mode) {
+        if ((mode & S_IFMT) != S_IFREG) {
+            return 0;
+        }
+        int bits = mode & S_ISUID;
+        if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) {
+            bits |= S_ISGID;
+        }
+        return bits;
+    }
+
+    /**
+     * Takes setuid/setgid off the file open as {@code fd} (a real descriptor), as the guest asked.
+     * The host kernel would do it only for a caller without CAP_FSETID, and we act as root: so
+     * explicitly, one fstat and (only when a bit is set) one fchmod, rather than dropping
+     * CAP_FSETID around the call (two capset calls on every flagged request, set or not).
+     */
+    private void killPrivileges(int fd) throws NativeException {
+        Native.check("fstat", Native.LIBC.fstat(fd, stat));
+        int mode = Native.getInt(stat + FsIo.ST_MODE);
+        int bits = privilegeBits(mode);
+        if (bits != 0) {
+            FsIo.fchmod(fd, mode & ~bits);
+        }
+    }
+
+    /** The same through the inode's O_PATH descriptor (SETATTR without an open handle). */
+    private void killPrivileges(Passthrough.Inode inode) throws NativeException {
+        FsIo.fstatat(fd(inode), Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        int mode = Native.getInt(stat + FsIo.ST_MODE);
+        int bits = privilegeBits(mode);
+        if (bits != 0) {
+            FsIo.fchmodat(FsIo.procSelfFd(), procPath(fd(inode)), mode & 07777 & ~bits, 0);
+        }
     }
 
     /** OPEN / OPENDIR: a real descriptor with the guest's access mode, as a handle. */
@@ -258,11 +352,28 @@ final class FuseQueueHandler implements QueueHandler {
         if (inode == null) {
             return error(Errno.EBADF);
         }
-        int flags = hostFlags(request.argInt(Fuse.OPEN_IN_FLAGS)) | extraFlags;
+        int guestFlags = request.argInt(Fuse.OPEN_IN_FLAGS);
+        int flags = hostFlags(guestFlags) | extraFlags;
         if ((flags & 3) != 0 && fs.readOnly()) {
             return error(Errno.EROFS);
         }
-        int fd = fs.reopen(fd(inode), flags, name);
+        int fd;
+        try {
+            fd = fs.reopen(fd(inode), flags, name);
+        } catch (NativeException e) {
+            if (!readAccessRefused(e, guestFlags, flags)) {
+                throw e;
+            }
+            fd = fs.reopen(fd(inode), flags & ~O_ACCMODE | O_WRONLY, name);
+        }
+        if ((flags & O_TRUNC) != 0 && (request.argInt(Fuse.OPEN_IN_OPEN_FLAGS) & FUSE_OPEN_KILL_SUIDGID) != 0) {
+            try {
+                killPrivileges(fd);
+            } catch (NativeException e) {
+                Native.LIBC.close(fd);
+                throw e;
+            }
+        }
         long out = reply + Fuse.OUT_HEADER_SIZE;
         Native.zero(out, Fuse.OPEN_OUT_SIZE);
         Native.putLong(out + Fuse.OPEN_OUT_FH, fs.addHandle(fd));
@@ -661,11 +772,27 @@ final class FuseQueueHandler implements QueueHandler {
                 if (n < 0) {
                     return error(-n);
                 }
-                int flags = hostFlags(request.argInt(Fuse.CREATE_IN_FLAGS));
-                int fd = FsIo.openat(fd(inode), name, (flags | Passthrough.O_CREAT | FsIo.O_NOFOLLOW)
-                        & ~Passthrough.O_NOCTTY, request.argInt(Fuse.CREATE_IN_MODE));
+                int guestFlags = request.argInt(Fuse.CREATE_IN_FLAGS);
+                int flags = hostFlags(guestFlags);
+                int mode = request.argInt(Fuse.CREATE_IN_MODE);
+                creationUmask(Fuse.CREATE_IN_UMASK);
+                int fd;
+                try {
+                    fd = FsIo.openat(fd(inode), name, (flags | Passthrough.O_CREAT | FsIo.O_NOFOLLOW)
+                            & ~Passthrough.O_NOCTTY, mode);
+                } catch (NativeException e) {
+                    if (!readAccessRefused(e, guestFlags, flags)) {
+                        throw e;
+                    }
+                    fd = FsIo.openat(fd(inode), name, (flags & ~O_ACCMODE | O_WRONLY | Passthrough.O_CREAT
+                            | FsIo.O_NOFOLLOW) & ~Passthrough.O_NOCTTY, mode);
+                }
                 int entry;
                 try {
+                    if ((flags & O_TRUNC) != 0
+                            && (request.argInt(Fuse.CREATE_IN_OPEN_FLAGS) & FUSE_OPEN_KILL_SUIDGID) != 0) {
+                        killPrivileges(fd); // an existing file, truncated: as an O_TRUNC OPEN
+                    }
                     entry = entry(fd(inode), name);
                 } catch (NativeException e) {
                     Native.LIBC.close(fd);
@@ -682,6 +809,7 @@ final class FuseQueueHandler implements QueueHandler {
                 if (n < 0) {
                     return error(-n);
                 }
+                creationUmask(opcode == Fuse.MKDIR ? Fuse.MKDIR_IN_UMASK : Fuse.MKNOD_IN_UMASK);
                 if (opcode == Fuse.MKDIR) {
                     FsIo.mkdirat(fd(inode), name, request.argInt(Fuse.MKDIR_IN_MODE));
                 } else {
@@ -756,16 +884,20 @@ final class FuseQueueHandler implements QueueHandler {
                 return ok(0);
             }
             case Fuse.SETXATTR -> {
+                // with FUSE_SETXATTR_EXT agreed (--posix-acl) the argument is 16 bytes, not 8
+                int extra = session.posixAcl() ? Fuse.SETXATTR_IN_SIZE - Fuse.SETXATTR_IN_COMPAT_SIZE : 0;
                 int size = request.argInt(Fuse.SETXATTR_IN_SIZE_BYTES);
-                int len = readString(0, name, false);
+                int len = readString(extra, name, false);
                 if (len < 0) {
                     return error(-len);
                 }
-                long valueAt = Fuse.IN_HEADER_SIZE + Fuse.SETXATTR_IN_COMPAT_SIZE + len + 1L;
+                long valueAt = Fuse.IN_HEADER_SIZE + Fuse.SETXATTR_IN_COMPAT_SIZE + extra + len + 1L;
                 if (size < 0 || size > 65536 || valueAt + size > request.argumentsEnd()) {
                     return error(Errno.EINVAL);
                 }
                 request.chain().readFromChain(valueAt, dents, size);
+                boolean killSgid = extra != 0 && isAccessAcl(len)
+                        && (request.argInt(Fuse.SETXATTR_IN_SETXATTR_FLAGS) & FUSE_SETXATTR_ACL_KILL_SGID) != 0;
                 int refused = toHostName(len);
                 if (refused != 0) {
                     return error(refused);
@@ -781,16 +913,19 @@ final class FuseQueueHandler implements QueueHandler {
                     } catch (NativeException e) {
                         return inPlaceFailed(e);
                     }
-                    return ok(0);
+                } else {
+                    int fd = xattrFd(inode);
+                    if (fd < 0) {
+                        return error(-fd);
+                    }
+                    try {
+                        FsIo.fsetxattr(fd, name, dents, size, flags);
+                    } finally {
+                        Native.LIBC.close(fd);
+                    }
                 }
-                int fd = xattrFd(inode);
-                if (fd < 0) {
-                    return error(-fd);
-                }
-                try {
-                    FsIo.fsetxattr(fd, name, dents, size, flags);
-                } finally {
-                    Native.LIBC.close(fd);
+                if (killSgid) {
+                    dropSetgid(inode);
                 }
                 return ok(0);
             }
@@ -839,6 +974,7 @@ final class FuseQueueHandler implements QueueHandler {
             case Fuse.TMPFILE -> {
                 int flags = hostFlags(request.argInt(Fuse.CREATE_IN_FLAGS));
                 Native.putShort(name, (short) '.'); // ".\0"
+                creationUmask(Fuse.CREATE_IN_UMASK);
                 int fd = FsIo.openat(fd(inode), name, (flags | O_TMPFILE) & ~(Passthrough.O_CREAT | Passthrough.O_NOCTTY),
                         request.argInt(Fuse.CREATE_IN_MODE));
                 try {
@@ -868,6 +1004,24 @@ final class FuseQueueHandler implements QueueHandler {
     }
 
     private static final int O_TMPFILE = 0x410000;
+    private static volatile boolean umaskWarned;
+
+    /**
+     * Sets this thread's umask for the creation about to happen. With --posix-acl agreed the
+     * guest sends the mode unmasked and its umask apart (FUSE_DONT_MASK): the umask is then the
+     * guest's, and the host kernel applies it unless the parent has a default ACL, whose
+     * inheritance decides instead (posix_acl_create), in the same syscall. Otherwise the guest
+     * masked the mode already, and no umask of ours may mask it again (the process's, typically
+     * 022, did before: a guest's umask 0 came out 0644). Read at {@code umaskOffset} of the argument.
+     */
+    private void creationUmask(int umaskOffset) {
+        int mask = session.posixAcl() ? request.argInt(umaskOffset) : 0;
+        if (!FsIo.setThreadUmask(mask) && !umaskWarned) {
+            umaskWarned = true;
+            LOG.warn("fs: this worker thread cannot have a umask of its own (unshare(CLONE_FS) refused): new "
+                    + "files keep the process's umask, and the guest's umask is not applied");
+        }
+    }
 
     /** The entry_out of {@code inode} (whose stat is in {@link #stat}) at {@code out}. */
     private void putEntry(long out, Passthrough.Inode inode) {
@@ -998,6 +1152,35 @@ final class FuseQueueHandler implements QueueHandler {
             return ok(Fuse.GETXATTR_OUT_SIZE);
         }
         return ok(n);
+    }
+
+    private static final byte[] ACCESS_ACL = "system.posix_acl_access".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+
+    /** Whether the guest's xattr name in {@link #name} ({@code length} bytes) is the access ACL's. */
+    private boolean isAccessAcl(int length) {
+        if (length != ACCESS_ACL.length) {
+            return false;
+        }
+        for (int i = 0; i < length; i++) {
+            if (Native.getByte(name + i) != ACCESS_ACL[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * After the guest set an access ACL for a caller outside the file's group
+     * (FUSE_SETXATTR_ACL_KILL_SGID): the setgid bit goes, as posix_acl_update_mode takes it
+     * from such a caller. The host kernel kept it (we set the ACL as root, with CAP_FSETID);
+     * the rest of the mode it already made match the ACL.
+     */
+    private void dropSetgid(Passthrough.Inode inode) throws NativeException {
+        FsIo.fstatat(fd(inode), Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
+        int mode = Native.getInt(stat + FsIo.ST_MODE);
+        if ((mode & S_ISGID) != 0 && (mode & S_IFMT) != 0xa000) {
+            FsIo.fchmodat(FsIo.procSelfFd(), procPath(fd(inode)), mode & 07777 & ~S_ISGID, 0);
+        }
     }
 
     /** Not in {@link Errno}: "no such attribute", what getxattr(2) answers for an absent name. */
@@ -1132,6 +1315,16 @@ final class FuseQueueHandler implements QueueHandler {
         if (uid == IdMap.FORBIDDEN || gid == IdMap.FORBIDDEN) {
             return error(Errno.EPERM);
         }
+        int handle = (valid & FATTR_FH) != 0 ? fs.handle(request.argLong(Fuse.SETATTR_IN_FH)) : -1;
+        if ((valid & FATTR_KILL_SUIDGID) != 0 && (valid & (FATTR_SIZE | FATTR_UID | FATTR_GID)) != 0) {
+            // a truncation or chown by an unprivileged guest caller (killpriv_v2); first, so that a
+            // mode in the same request still has the last word
+            if (handle >= 0) {
+                killPrivileges(handle);
+            } else {
+                killPrivileges(inode);
+            }
+        }
         if ((valid & FATTR_MODE) != 0) {
             FsIo.fchmodat(FsIo.procSelfFd(), procPath(fd(inode)), request.argInt(Fuse.SETATTR_IN_MODE), 0);
         }
@@ -1141,9 +1334,8 @@ final class FuseQueueHandler implements QueueHandler {
         }
         if ((valid & FATTR_SIZE) != 0) {
             long size = request.argLong(Fuse.SETATTR_IN_SIZE_BYTES);
-            int fd = (valid & FATTR_FH) != 0 ? fs.handle(request.argLong(Fuse.SETATTR_IN_FH)) : -1;
-            if (fd >= 0) {
-                Native.check("ftruncate", Native.LIBC.ftruncate(fd, size));
+            if (handle >= 0) {
+                Native.check("ftruncate", Native.LIBC.ftruncate(handle, size));
             } else {
                 int tmp = fs.reopen(fd(inode), 1 /* O_WRONLY */, proc);
                 try {
@@ -1184,6 +1376,11 @@ final class FuseQueueHandler implements QueueHandler {
         long size = request.argInt(Fuse.WRITE_IN_SIZE_BYTES) & 0xffff_ffffL;
         if (from + size > request.argumentsEnd()) {
             return error(Errno.EINVAL);
+        }
+        if ((request.argInt(Fuse.WRITE_IN_WRITE_FLAGS) & FUSE_WRITE_KILL_SUIDGID) != 0) {
+            // before the data lands, as the kernel does (file_remove_privs); the Linux driver sets
+            // the flag with killpriv_v2, and on every direct-I/O write, agreed or not
+            killPrivileges(fd);
         }
         long done = 0;
         if (size > 0) {
@@ -1235,18 +1432,45 @@ final class FuseQueueHandler implements QueueHandler {
             return error(Errno.EPROTO);
         }
         int agreed = Math.min(minor, Fuse.KERNEL_MINOR_VERSION);
+        int guestFlags = request.argInt(Fuse.INIT_IN_FLAGS);
+        // flags2 only means something with FUSE_INIT_EXT (a 7.36+ driver)
+        int guestFlags2 = (guestFlags & FUSE_INIT_EXT) != 0 ? request.argInt(Fuse.INIT_IN_FLAGS2) : 0;
         int offered = fs != null && fs.readdirplus() ? OFFERED_FLAGS
                 : OFFERED_FLAGS & ~(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO);
+        // the supplementary group only means something when we act as the caller (as root)
+        int offered2 = SWITCH_IDS ? FUSE_CREATE_SUPP_GROUP2 : 0;
+        FsOptions.Features asked = fs == null ? FsOptions.Features.NONE : fs.features();
         if (fs != null && fs.announceSubmounts()) {
             offered |= FUSE_SUBMOUNTS;
         }
-        int flags = request.argInt(Fuse.INIT_IN_FLAGS) & offered;
-        session.submounts((flags & FUSE_SUBMOUNTS) != 0);
-        int flags2 = 0;
-        if ((request.argInt(Fuse.INIT_IN_FLAGS) & FUSE_INIT_EXT) != 0) {
+        if (asked.writeback()) {
+            offered |= FUSE_WRITEBACK_CACHE;
+        }
+        if (asked.killprivV2()) {
+            offered |= FUSE_HANDLE_KILLPRIV_V2;
+        }
+        // ACLs the guest enforces need all three: its creations unmasked (we apply the umask it
+        // sends), and the 16-byte SETXATTR that carries "drop the setgid bit" (as virtiofsd)
+        boolean acl = asked.posixAcl() && (guestFlags & POSIX_ACL_FLAGS) == POSIX_ACL_FLAGS;
+        if (acl) {
+            offered |= POSIX_ACL_FLAGS;
+        }
+        if (asked.allowMmap()) {
+            offered2 |= FUSE_DIRECT_IO_ALLOW_MMAP2;
+        }
+        int flags = guestFlags & offered;
+        int flags2 = guestFlags2 & offered2;
+        if ((guestFlags & FUSE_INIT_EXT) != 0) {
             flags |= FUSE_INIT_EXT;
-            // the supplementary group only means something when we act as the caller (as root)
-            flags2 = request.argInt(Fuse.INIT_IN_FLAGS2) & (SWITCH_IDS ? FUSE_CREATE_SUPP_GROUP2 : 0);
+        }
+        session.submounts((flags & FUSE_SUBMOUNTS) != 0);
+        session.agreed((flags & FUSE_WRITEBACK_CACHE) != 0, acl);
+        String missing = (asked.writeback() && (flags & FUSE_WRITEBACK_CACHE) == 0 ? " writeback" : "")
+                + (asked.posixAcl() && !acl ? " posix-acl" : "")
+                + (asked.killprivV2() && (flags & FUSE_HANDLE_KILLPRIV_V2) == 0 ? " killpriv-v2" : "")
+                + (asked.allowMmap() && (flags2 & FUSE_DIRECT_IO_ALLOW_MMAP2) == 0 ? " allow-mmap" : "");
+        if (!missing.isEmpty()) {
+            LOG.warn("FUSE INIT: asked for{}, but the guest's driver does not offer it; going on without", missing);
         }
         Native.putInt(out + Fuse.INIT_OUT_FLAGS2, flags2);
         Native.putInt(out + Fuse.INIT_OUT_MINOR, agreed);
@@ -1258,9 +1482,19 @@ final class FuseQueueHandler implements QueueHandler {
         Native.putInt(out + Fuse.INIT_OUT_TIME_GRAN, 1);
         Native.putShort(out + Fuse.INIT_OUT_MAX_PAGES, (short) MAX_PAGES);
         session.initialized(agreed);
-        LOG.info("FUSE session 7.{} (guest 7.{}), flags 0x{}", agreed, minor,
-                Long.toHexString((flags & 0xffff_ffffL) | (long) flags2 << 32));
+        LOG.info("FUSE session 7.{} (guest 7.{}), flags 0x{}{}", agreed, minor,
+                Long.toHexString((flags & 0xffff_ffffL) | (long) flags2 << 32), agreedFeatures(flags, flags2));
         return ok(Fuse.INIT_OUT_SIZE);
+    }
+
+    /** The optional features INIT agreed, for its log line: "" or ", with writeback, ...". */
+    private static String agreedFeatures(int flags, int flags2) {
+        String names = ((flags & FUSE_WRITEBACK_CACHE) != 0 ? ", writeback" : "")
+                + ((flags & FUSE_POSIX_ACL) != 0 ? ", posix-acl" : "")
+                + ((flags & FUSE_HANDLE_KILLPRIV_V2) != 0 ? ", killpriv-v2" : "")
+                + ((flags2 & FUSE_DIRECT_IO_ALLOW_MMAP2) != 0 ? ", allow-mmap" : "")
+                + ((flags & FUSE_SUBMOUNTS) != 0 ? ", submounts" : "");
+        return names.isEmpty() ? "" : " (with " + names.substring(2) + ")";
     }
 
     private void forget(int opcode) throws ChainException {

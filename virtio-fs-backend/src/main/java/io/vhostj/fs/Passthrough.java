@@ -126,6 +126,11 @@ final class Passthrough implements AutoCloseable {
         return options.allowDirectIo();
     }
 
+    /** The FUSE features INIT offers on request (--writeback, --posix-acl, --killpriv-v2, --allow-mmap). */
+    FsOptions.Features features() {
+        return options.features();
+    }
+
     /** Whether READDIRPLUS is offered (virtiofsd's --no-readdirplus turns it off). */
     boolean readdirplus() {
         return options.readdirplus();

@@ -26,6 +26,10 @@ import io.vhostj.tests.BackendProcess;
  * virtiofsd leaves locks to the guest kernel, vhostj takes them on the host, so only vhostj's
  * guest sees a lock a host process holds.) fcntl locks come from sqlite3, which takes them
  * with F_SETLK on byte ranges of its database file.
+ *
+ * <p>The same guest mounts a second export whose backend has the options the first one lacks
+ * ({@link #FEATURE_CHECKS}: the writeback cache, POSIX ACLs the guest enforces, setuid/setgid
+ * cleared by the server), so they cost no boot of their own.
  */
 @Tag("e2e")
 class GuestFsIT {
@@ -77,18 +81,56 @@ class GuestFsIT {
         {"absolute-symlink-stays-in-guest", "[ \"$(cat escape 2>/dev/null)\" != host-secret ]"},
         // a directory swapped for a symlink to the host directory that holds outside.txt, while
         // another loop reads through it: the backend must never follow it on the host
+        // the guest masked the mode; nothing on the host masks it again
+        {"create-umask-0", "umask 0 && touch um0 && mkdir um0d && [ $(stat -c %a um0) = 666 ]"
+                + " && [ $(stat -c %a um0d) = 777 ]"},
         {"symlink-swap-race", "mkdir -p race && ( for i in $(seq 200); do rm -rf race/x; mkdir race/x;"
                 + " echo inside > race/x/outside.txt; rm -rf race/x; ln -s $HOSTDIR race/x; done ) &"
                 + " for j in $(seq 400); do cat race/x/outside.txt 2>/dev/null; done > /tmp/race.out; wait;"
                 + " ! grep -q host-secret /tmp/race.out"},
     };
 
+    /**
+     * name -> shell condition, run in /mnt/fs2: an export served with the writeback cache, POSIX
+     * ACLs and killpriv_v2 (vhostj: --writeback --posix-acl --killpriv-v2; the C virtiofsd: -o
+     * writeback,posix_acl,xattr,killpriv_v2). u1000 and u1234 are guest users (busybox su).
+     */
+    private static final String[][] FEATURE_CHECKS = {
+        // the guest places appends at its own end of file and writes them back at that offset
+        {"writeback-append-two-opens", "exec 3>>wa 4>>wa && echo one >&3 && echo two >&4 && echo three >&3"
+                + " && exec 3>&- 4>&- && sync && echo 3 > /proc/sys/vm/drop_caches"
+                + " && [ \"$(cat wa | tr '\\n' ' ')\" = 'one two three ' ]"},
+        // a one-byte write into an uncached page: the guest reads the page through its write-only handle
+        {"writeback-partial-write", "printf abcdef > pw && sync && echo 3 > /proc/sys/vm/drop_caches"
+                + " && printf X | dd of=pw bs=1 seek=2 conv=notrunc 2>/dev/null && sync"
+                + " && echo 3 > /proc/sys/vm/drop_caches && [ \"$(cat pw)\" = abXdef ]"},
+        {"writeback-read-after-drop", "dd if=/dev/urandom of=wb.bin bs=64k count=32 2>/dev/null"
+                + " && sha256sum wb.bin > /tmp/wb.sum && sync && echo 3 > /proc/sys/vm/drop_caches"
+                + " && sha256sum -c /tmp/wb.sum"},
+        {"acl-default-inherited", "mkdir acl && setfacl -d -m u:1234:rwx acl && touch acl/f"
+                + " && getfacl -cn acl/f | grep -q '^user:1234:rwx'"},
+        // under a default ACL the ACL decides, not the umask: rw for the mask, r for others
+        {"acl-default-not-umask", "umask 077 && touch acl/g && [ $(stat -c %a acl/g) = 664 ]"},
+        {"acl-umask-elsewhere", "umask 027 && touch plain && mkdir plaind && [ $(stat -c %a plain) = 640 ]"
+                + " && [ $(stat -c %a plaind) = 750 ]"},
+        {"acl-enforced", "echo data > af && chmod 600 af && setfacl -m u:1234:rw af"
+                + " && su -s /bin/sh u1234 -c 'cat af && echo more >> af' && ! su -s /bin/sh u1000 -c 'cat af'"},
+        {"killpriv-write", "echo x > sx && chown 1000:1000 sx && chmod 6770 sx"
+                + " && su -s /bin/sh u1000 -c 'echo y >> sx' && [ $(stat -c %a sx) = 770 ]"},
+        {"killpriv-truncate", "echo x > st && chown 1000:1000 st && chmod 4755 st"
+                + " && su -s /bin/sh u1000 -c 'truncate -s 0 st' && [ $(stat -c %a st) = 755 ]"},
+    };
+
     @Test
     void shouldPassTheBatteryAndReportWhereTheCVirtiofsdDiffers() throws Exception {
-        Map<String, String> vhostj = run("vhostj", sock -> BackendProcess.start(sock, dir.resolve("vhostj.log"), "fs",
-                "--socket-path", sock.toString(), "--shared-dir", shared("vhostj").toString(), "--announce-submounts"));
+        Map<String, String> vhostj = run("vhostj",
+                sock -> BackendProcess.start(sock, dir.resolve("vhostj.log"), "fs", "--socket-path", sock.toString(),
+                        "--shared-dir", shared("vhostj").toString(), "--announce-submounts"),
+                sock -> BackendProcess.start(sock, dir.resolve("vhostj-features.log"), "fs", "--socket-path",
+                        sock.toString(), "--shared-dir", featureShared("vhostj").toString(), "--writeback",
+                        "--posix-acl", "--killpriv-v2"));
         List<String> failed = new ArrayList<>();
-        for (String[] c : CHECKS) {
+        for (String[] c : allChecks()) {
             if (!"ok".equals(vhostj.get(c[0]))) {
                 failed.add(c[0] + "=" + vhostj.get(c[0]));
             }
@@ -99,13 +141,17 @@ class GuestFsIT {
             System.err.println("\n!! SKIPPED the comparison: " + C_VIRTIOFSD + " is not installed\n");
             return;
         }
-        Map<String, String> c = run("c-virtiofsd", sock -> BackendProcess.startProgram(sock, dir.resolve("c.log"),
-                C_VIRTIOFSD.toString(), "--socket-path=" + sock, "-o", "source=" + shared("c-virtiofsd"), "-o", "cache=auto",
-                "-o", "announce_submounts"));
+        Map<String, String> c = run("c-virtiofsd",
+                sock -> BackendProcess.startProgram(sock, dir.resolve("c.log"), C_VIRTIOFSD.toString(),
+                        "--socket-path=" + sock, "-o", "source=" + shared("c-virtiofsd"), "-o", "cache=auto",
+                        "-o", "announce_submounts"),
+                sock -> BackendProcess.startProgram(sock, dir.resolve("c-features.log"), C_VIRTIOFSD.toString(),
+                        "--socket-path=" + sock, "-o", "source=" + featureShared("c-virtiofsd"), "-o", "cache=auto",
+                        "-o", "writeback,posix_acl,xattr,killpriv_v2"));
         StringBuilder report = new StringBuilder("GuestFsIT: vhostj fs against the C virtiofsd, "
-                + CHECKS.length + " checks\n");
+                + allChecks().size() + " checks\n");
         int differ = 0;
-        for (String[] check : CHECKS) {
+        for (String[] check : allChecks()) {
             String a = vhostj.get(check[0]);
             String b = c.get(check[0]);
             if (!a.equals(b)) {
@@ -116,7 +162,18 @@ class GuestFsIT {
         report.append("  ").append(differ == 0 ? "no differences" : differ + " difference(s)").append('\n');
         System.out.print(report);
         Files.writeString(Path.of("target", "fs-battery-report.txt"), report.toString());
-        assertEquals(CHECKS.length, c.size(), "the C virtiofsd ran the whole battery:\n" + c);
+        assertEquals(allChecks().size(), c.size(), "the C virtiofsd ran the whole battery:\n" + c);
+    }
+
+    private static List<String[]> allChecks() {
+        List<String[]> all = new ArrayList<>(List.of(CHECKS));
+        all.addAll(List.of(FEATURE_CHECKS));
+        return all;
+    }
+
+    /** The second export's directory: empty, everything in it made by the guest. */
+    private Path featureShared(String name) throws Exception {
+        return Files.createDirectory(dir.resolve("features-" + name));
     }
 
     interface Starter {
@@ -144,28 +201,33 @@ class GuestFsIT {
         return shared;
     }
 
-    private Map<String, String> run(String name, Starter starter) throws Exception {
+    private Map<String, String> run(String name, Starter starter, Starter featureStarter) throws Exception {
         Path sock = dir.resolve(name + ".sock");
+        Path featureSock = dir.resolve(name + "-features.sock");
         byte[] big = new byte[8 << 20];
         new Random(23).nextBytes(big);
         String sum = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(big));
-        StringBuilder script = new StringBuilder("mkdir -p /mnt/fs\nmount -t virtiofs hostfs /mnt/fs\ncd /mnt/fs\n"
-                + "BIGSUM=" + sum + "\nHOSTDIR=" + dir.toAbsolutePath() + "\n"
+        StringBuilder script = new StringBuilder("mkdir -p /mnt/fs /mnt/fs2\nmount -t virtiofs hostfs /mnt/fs\n"
+                + "mount -t virtiofs hostfs2 /mnt/fs2\nchmod 755 /\n"
+                + "echo 'u1000:x:1000:1000::/:/bin/sh' >> /etc/passwd\necho 'u1234:x:1234:1234::/:/bin/sh' >> /etc/passwd\n"
+                + "cd /mnt/fs\nBIGSUM=" + sum + "\nHOSTDIR=" + dir.toAbsolutePath() + "\n"
                 + "check() { if ( eval \"$2\" ) >/dev/null 2>&1; then echo \"CHECK $1 ok\"; else echo \"CHECK $1 fail\"; fi; }\n");
-        for (String[] c : CHECKS) {
-            script.append("check ").append(c[0]).append(" '").append(c[1].replace("'", "'\\''")).append("'\n");
-        }
-        script.append("cd /\numount /mnt/fs && echo unmounted\n");
+        appendChecks(script, CHECKS);
+        script.append("cd /mnt/fs2\n");
+        appendChecks(script, FEATURE_CHECKS);
+        script.append("cd /\numount /mnt/fs2 && umount /mnt/fs && echo unmounted\n");
         try (BackendProcess backend = starter.start(sock);
+                BackendProcess featureBackend = featureStarter.start(featureSock);
                 java.nio.channels.FileChannel held = java.nio.channels.FileChannel.open(
                         dir.resolve("shared-" + name).resolve("host-locked.db"),
                         java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE);
                 java.nio.channels.FileLock lock = held.lock()) { // a host process's fcntl lock
             GuestVm.Result r = new GuestVm().chardevSocket("c0", sock).device("vhost-user-fs-pci,chardev=c0,tag=hostfs")
+                    .chardevSocket("c1", featureSock).device("vhost-user-fs-pci,chardev=c1,tag=hostfs2")
                     .run(dir.resolve("guest-" + name), script.toString(), 300);
             String console = r.console();
             assertTrue(r.ok() && console.contains("unmounted"), name + ": guest failed:\n" + console
-                    + "\n--- backend log:\n" + backend.log());
+                    + "\n--- backend log:\n" + backend.log() + "\n--- second backend's log:\n" + featureBackend.log());
             Map<String, String> results = new LinkedHashMap<>();
             for (String line : console.split("\n")) {
                 String[] f = line.trim().split(" ");
@@ -174,10 +236,20 @@ class GuestFsIT {
                 }
             }
             if (name.equals("vhostj")) {
-                assertEquals(0, backend.terminate(), "SIGTERM exits cleanly:\n" + backend.log());
-                assertFalse(backend.log().contains("Exception"), backend.log());
+                for (BackendProcess b : List.of(backend, featureBackend)) {
+                    assertEquals(0, b.terminate(), "SIGTERM exits cleanly:\n" + b.log());
+                    assertFalse(b.log().contains("Exception"), b.log());
+                }
+                assertTrue(featureBackend.log().contains("with writeback, posix-acl, killpriv-v2"),
+                        "the INIT log names what was agreed:\n" + featureBackend.log());
             }
             return results;
+        }
+    }
+
+    private static void appendChecks(StringBuilder script, String[][] checks) {
+        for (String[] c : checks) {
+            script.append("check ").append(c[0]).append(" '").append(c[1].replace("'", "'\\''")).append("'\n");
         }
     }
 }

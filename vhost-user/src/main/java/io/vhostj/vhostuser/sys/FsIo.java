@@ -343,6 +343,44 @@ public final class FsIo {
         Native.LIBC.syscall(SYS_SETFSUID, uid & 0xffff_ffffL, 0, 0, 0, 0, 0);
     }
 
+    private static final long SYS_FCHMOD = 91;
+    private static final long SYS_UMASK = 95;
+    private static final long SYS_UNSHARE = 272;
+    private static final long CLONE_FS = 0x200;
+
+    /** fchmod(2) on a real (not O_PATH) descriptor. */
+    public static void fchmod(int fd, int mode) throws NativeException {
+        Native.check("fchmod", Native.LIBC.syscall(SYS_FCHMOD, fd, mode & 07777, 0, 0, 0, 0));
+    }
+
+    /** This thread's umask once it has its own fs_struct (see {@link #setThreadUmask}); -1 before, -2: it cannot. */
+    private static final ThreadLocal<int[]> THREAD_UMASK = ThreadLocal.withInitial(() -> new int[] {-1});
+
+    /**
+     * Sets the calling thread's umask to {@code mask}; false if this thread cannot have a umask
+     * of its own (it then keeps the process's). The umask lives in the fs_struct, which threads
+     * share: the first call on a thread gives it its own (unshare(CLONE_FS): no privilege
+     * needed; made after any chroot or pivot_root, it keeps that root), so no other thread's
+     * creations see the change. One syscall per change after that, none when it is already set.
+     */
+    public static boolean setThreadUmask(int mask) {
+        int[] current = THREAD_UMASK.get();
+        mask &= 0777;
+        if (current[0] == mask) {
+            return true;
+        }
+        if (current[0] == -2) {
+            return false;
+        }
+        if (current[0] == -1 && Native.LIBC.syscall(SYS_UNSHARE, CLONE_FS, 0, 0, 0, 0, 0) < 0) {
+            current[0] = -2;
+            return false;
+        }
+        Native.LIBC.syscall(SYS_UMASK, mask, 0, 0, 0, 0, 0); // umask(2) cannot fail
+        current[0] = mask;
+        return true;
+    }
+
     private static final long SYS_GETGROUPS = 115;
     private static final long SYS_SETGROUPS = 116;
 
