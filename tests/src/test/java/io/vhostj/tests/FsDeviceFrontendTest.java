@@ -16,7 +16,7 @@ import io.vhostj.fs.VirtioFs;
 import io.vhostj.vhostuser.sys.Errno;
 import io.vhostj.vhostuser.sys.Native;
 
-/** The virtio-fs device's FUSE session as far as it goes (issue 3 in progress): INIT, errors. */
+/** The virtio-fs device's FUSE session: INIT (versions, flags) and its errors. */
 class FsDeviceFrontendTest {
     private static final long TIMEOUT = 5_000_000_000L;
 

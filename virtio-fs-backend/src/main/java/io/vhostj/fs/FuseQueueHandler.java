@@ -16,10 +16,8 @@ import io.vhostj.vhostuser.virtq.DescriptorChain;
  * Serves FUSE requests on one virtio-fs queue. Every request with room for a reply gets one:
  * its result, or an error (EINVAL for a malformed request, EIO before INIT, ENOSYS for what is
  * not implemented). FORGET and BATCH_FORGET get none, as the protocol says.
- *
- * <p>Work in progress (issue 3): INIT, DESTROY and the read-only passthrough operations
- * (LOOKUP, FORGET, BATCH_FORGET, GETATTR, STATFS, OPEN, READ, FLUSH, RELEASE, OPENDIR, READDIR,
- * RELEASEDIR) are implemented; the write side, locks and xattrs come next.
+ * Creations run with the guest caller's ids (and umask, with --posix-acl) on the worker thread;
+ * READ and WRITE move data straight between the file and the guest's buffers.
  */
 final class FuseQueueHandler implements QueueHandler {
     private static final Logger LOG = LoggerFactory.getLogger(FuseQueueHandler.class);

@@ -12,13 +12,10 @@ import io.vhostj.vhostuser.sys.NativeException;
 
 /**
  * The passthrough file system's state, shared by every queue: inodes (an O_PATH descriptor per
- * host inode the guest has looked up, keyed by device and inode number, with the guest's lookup
- * count) and open file and directory handles. Every name is resolved relative to a held
- * descriptor with O_NOFOLLOW, one component at a time, so nothing outside the shared directory
- * is reachable by name.
- *
- * <p>Work in progress (issue 3): file handles (name_to_handle_at), the mount id in the key and
- * the credentials switch (files are created with the backend's own uid/gid for now) come later.
+ * host inode the guest has looked up, keyed by device, inode number and mount id, with the guest's
+ * lookup count; or, with --inode-file-handles, a file handle to reopen it by) and open file and
+ * directory handles. Every name is resolved relative to a held descriptor with O_NOFOLLOW, one
+ * component at a time, so nothing outside the shared directory is reachable by name.
  */
 final class Passthrough implements AutoCloseable {
     /**
