@@ -99,6 +99,11 @@ public final class BackendProcess implements AutoCloseable {
         return process.isAlive();
     }
 
+    /** The started process (for commands without a sandbox, the backend's JVM itself). */
+    public long pid() {
+        return process.pid();
+    }
+
     /** SIGKILL: the backend dies mid-request, as in a crash. */
     public void kill() throws InterruptedException {
         process.destroyForcibly();

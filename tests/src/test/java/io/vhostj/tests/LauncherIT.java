@@ -38,6 +38,38 @@ class LauncherIT {
         return new Result(p.exitValue(), new String(out.readAllBytes()), new String(err.readAllBytes()));
     }
 
+    /**
+     * Start-up: the JVM a backend runs in maps the launcher's class-data archive (made once,
+     * newer than the jars) and loads jffi's library from the build, not from a temporary copy;
+     * the JVM's CDS logging stays off stdout, which carries the capabilities JSON.
+     */
+    @Test
+    void shouldStartBackendsFromTheClassArchiveAndTheUnpackedJffiLibrary() throws Exception {
+        Result caps = run("blk", "--print-capabilities");
+        assertEquals(0, caps.exit(), caps.stderr());
+        assertTrue(caps.stdout().matches("\\{\"type\": \"block\"[^\n]*\\}\n"), "nothing but the JSON on stdout: " + caps.stdout());
+        Path cds = HostTools.ROOT.resolve("tests/target/cds");
+        Path jar = HostTools.ROOT.resolve("tests/target/tests-0.1.0-SNAPSHOT.jar");
+        Path archive;
+        try (var files = java.nio.file.Files.list(cds)) {
+            archive = files.filter(f -> f.toString().endsWith(".jsa")).findFirst().orElseThrow();
+        }
+        assertTrue(java.nio.file.Files.getLastModifiedTime(archive).compareTo(
+                java.nio.file.Files.getLastModifiedTime(jar)) > 0, "the archive is newer than the jars");
+
+        Path sock = dir.resolve("blk.sock");
+        Path disk = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(disk.toFile(), "rw")) {
+            f.setLength(1 << 20);
+        }
+        try (BackendProcess b = BackendProcess.start(sock, dir.resolve("blk.log"), "blk", "--socket-path", sock.toString(),
+                "--path", disk.toString())) {
+            String maps = java.nio.file.Files.readString(Path.of("/proc", Long.toString(b.pid()), "maps"));
+            assertTrue(maps.contains(archive.toString()), "the archive is mapped:\n" + maps);
+            assertTrue(maps.contains(HostTools.ROOT.resolve("tests/target/jffi").toString()), "jffi from the build:\n" + maps);
+        }
+    }
+
     @Test
     void shouldListSubcommandsInHelp() throws Exception {
         Result r = run("--help");
