@@ -92,6 +92,24 @@ public final class FuseClient implements AutoCloseable {
     }
 
     /**
+     * WRITE of {@code data} at {@code offset} through handle {@code fh} of {@code nodeId}, with
+     * {@code writeFlags} (FUSE_WRITE_*); returns the out-header's error. The byte count written is
+     * at {@code out() + 16 + Fuse.WRITE_OUT_SIZE_BYTES}.
+     */
+    public int write(long nodeId, long fh, long offset, byte[] data, int writeFlags, long timeoutNanos)
+            throws NativeException {
+        long a = in() + Fuse.IN_HEADER_SIZE;
+        Native.zero(a, Fuse.WRITE_IN_SIZE);
+        Native.putLong(a + Fuse.WRITE_IN_FH, fh);
+        Native.putLong(a + Fuse.WRITE_IN_OFFSET, offset);
+        Native.putInt(a + Fuse.WRITE_IN_SIZE_BYTES, data.length);
+        Native.putInt(a + Fuse.WRITE_IN_WRITE_FLAGS, writeFlags);
+        Native.copyFromArray(data, 0, a + Fuse.WRITE_IN_SIZE, data.length);
+        return request(Fuse.WRITE, nodeId, Fuse.WRITE_IN_SIZE + data.length, Fuse.OUT_HEADER_SIZE + Fuse.WRITE_OUT_SIZE,
+                timeoutNanos);
+    }
+
+    /**
      * The same, with {@code extBytes} (a multiple of 8) of request extensions after the
      * {@code argBytes}, counted in the in-header's total_extlen, as a 7.38 driver sends them.
      */

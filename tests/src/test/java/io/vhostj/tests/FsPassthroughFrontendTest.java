@@ -247,11 +247,7 @@ class FsPassthroughFrontendTest {
 
             // WRITE "written by the guest" at 0
             byte[] data = "written by the guest".getBytes(StandardCharsets.UTF_8);
-            Native.zero(a, Fuse.WRITE_IN_SIZE);
-            Native.putLong(a + Fuse.WRITE_IN_FH, fh);
-            Native.putInt(a + Fuse.WRITE_IN_SIZE_BYTES, data.length);
-            Native.copyFromArray(data, 0, a + Fuse.WRITE_IN_SIZE, data.length);
-            assertEquals(0, c.request(Fuse.WRITE, node, Fuse.WRITE_IN_SIZE + data.length, 16 + Fuse.WRITE_OUT_SIZE, TIMEOUT));
+            assertEquals(0, c.write(node, fh, 0, data, 0, TIMEOUT));
             assertEquals(data.length, Native.getInt(c.out() + 16 + Fuse.WRITE_OUT_SIZE_BYTES));
             Path shared = dir.resolve("shared");
             assertEquals("written by the guest", Files.readString(shared.resolve("new.txt")));
@@ -1173,15 +1169,7 @@ class FsPassthroughFrontendTest {
 
     private static int write(FuseClient c, long node, long fh, long offset, String data, int writeFlags)
             throws Exception {
-        long a = c.in() + Fuse.IN_HEADER_SIZE;
-        byte[] b = data.getBytes(StandardCharsets.UTF_8);
-        Native.zero(a, Fuse.WRITE_IN_SIZE);
-        Native.putLong(a + Fuse.WRITE_IN_FH, fh);
-        Native.putLong(a + Fuse.WRITE_IN_OFFSET, offset);
-        Native.putInt(a + Fuse.WRITE_IN_SIZE_BYTES, b.length);
-        Native.putInt(a + Fuse.WRITE_IN_WRITE_FLAGS, writeFlags);
-        Native.copyFromArray(b, 0, a + Fuse.WRITE_IN_SIZE, b.length);
-        return c.request(Fuse.WRITE, node, Fuse.WRITE_IN_SIZE + b.length, 16 + Fuse.WRITE_OUT_SIZE, TIMEOUT);
+        return c.write(node, fh, offset, data.getBytes(StandardCharsets.UTF_8), writeFlags, TIMEOUT);
     }
 
     private static final int O_WRONLY = 1;

@@ -143,12 +143,7 @@ class FsUserNamespaceIT {
                 assertEquals(0, attrUid(c), "the user's own file is root's inside, so to the guest");
                 long fh = Native.getLong(c.out() + 16 + Fuse.ENTRY_OUT_SIZE + Fuse.OPEN_OUT_FH);
                 byte[] data = "written by the guest".getBytes(StandardCharsets.UTF_8);
-                Native.zero(a, Fuse.WRITE_IN_SIZE);
-                Native.putLong(a + Fuse.WRITE_IN_FH, fh);
-                Native.putInt(a + Fuse.WRITE_IN_SIZE_BYTES, data.length);
-                Native.copyFromArray(data, 0, a + Fuse.WRITE_IN_SIZE, data.length);
-                assertEquals(0, c.request(Fuse.WRITE, node, Fuse.WRITE_IN_SIZE + data.length,
-                        16 + Fuse.WRITE_OUT_SIZE, TIMEOUT), "WRITE");
+                assertEquals(0, c.write(node, fh, 0, data, 0, TIMEOUT), "WRITE");
                 assertEquals(data.length, Native.getInt(c.out() + 16 + Fuse.WRITE_OUT_SIZE_BYTES));
                 assertEquals("written by the guest", read(c, node));
 
