@@ -528,13 +528,8 @@ public final class DevmapperMain implements Callable<Integer> {
 
     /** The command line, ready to execute (also what the control socket runs commands with). */
     static CommandLine commandLine() {
-        CommandLine cl = new CommandLine(new DevmapperMain());
+        CommandLine cl = io.vhostj.vhostuser.backend.CommandMain.commandLine("vhostj devmapper", new DevmapperMain());
         cl.setExpandAtFiles(false); // '@file' is a file of arguments to picocli; here it is a name
-        cl.setParameterExceptionHandler((e, a) -> {
-            e.getCommandLine().getErr().println("vhostj devmapper: " + e.getMessage() + " (try --help)");
-            e.getCommandLine().getErr().flush();
-            return 2;
-        });
         return cl;
     }
 

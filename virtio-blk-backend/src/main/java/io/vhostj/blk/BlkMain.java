@@ -340,11 +340,6 @@ public final class BlkMain implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
-        CommandLine cl = new CommandLine(new BlkMain());
-        cl.setParameterExceptionHandler((e, a) -> {
-            System.err.println("vhostj blk: " + e.getMessage() + " (try --help)");
-            return 2;
-        });
-        System.exit(cl.execute(args));
+        io.vhostj.vhostuser.backend.CommandMain.run("vhostj blk", new BlkMain(), args);
     }
 }

@@ -353,11 +353,6 @@ public final class FsMain implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
-        CommandLine cl = new CommandLine(new FsMain());
-        cl.setParameterExceptionHandler((e, a) -> {
-            System.err.println("vhostj fs: " + e.getMessage() + " (try --help)");
-            return 2;
-        });
-        System.exit(cl.execute(args));
+        io.vhostj.vhostuser.backend.CommandMain.run("vhostj fs", new FsMain(), args);
     }
 }

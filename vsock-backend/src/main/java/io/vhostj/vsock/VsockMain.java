@@ -213,11 +213,6 @@ public final class VsockMain implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
-        CommandLine cl = new CommandLine(new VsockMain());
-        cl.setParameterExceptionHandler((e, a) -> {
-            System.err.println("vhostj vsock: " + e.getMessage() + " (try --help)");
-            return 2;
-        });
-        System.exit(cl.execute(args));
+        io.vhostj.vhostuser.backend.CommandMain.run("vhostj vsock", new VsockMain(), args);
     }
 }
