@@ -1277,6 +1277,14 @@ class FsPassthroughFrontendTest {
             assertEquals(0, openFlags(c, node, O_RDWR | O_TRUNC, 1 /* FUSE_OPEN_KILL_SUIDGID */));
             assertEquals(0775, hostMode(f), "an O_TRUNC open with it");
 
+            // CREATE O_TRUNC with the flag: a file it makes keeps the mode asked for, one that was
+            // there is truncated and loses them
+            Path fresh = dir.resolve("shared").resolve("fresh");
+            assertEquals(0, create(c, Fuse.ROOT_ID, "fresh", O_RDWR | O_TRUNC, S_IFREG | 06775, 0, 1));
+            assertEquals(06775, hostMode(fresh), "a file the CREATE made");
+            assertEquals(0, create(c, Fuse.ROOT_ID, "fresh", O_RDWR | O_TRUNC, S_IFREG | 06775, 0, 1));
+            assertEquals(0775, hostMode(fresh), "an existing file the CREATE truncated");
+
             assertEquals(0, lookup(c, Fuse.ROOT_ID, "d"));
             long d = entryNode(c);
             Path dirD = dir.resolve("shared").resolve("d");
@@ -1376,12 +1384,19 @@ class FsPassthroughFrontendTest {
 
     /** CREATE O_RDWR with {@code mode} and {@code umask} in the argument. */
     private static int create(FuseClient c, long parent, String name, int mode, int umask) throws Exception {
+        return create(c, parent, name, O_RDWR, mode, umask, 0);
+    }
+
+    /** CREATE with open {@code flags}, {@code mode}, {@code umask} and fuse_create_in's {@code openFlags}. */
+    private static int create(FuseClient c, long parent, String name, int flags, int mode, int umask, int openFlags)
+            throws Exception {
         long a = c.in() + Fuse.IN_HEADER_SIZE;
         byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
         Native.zero(a, Fuse.CREATE_IN_SIZE);
-        Native.putInt(a + Fuse.CREATE_IN_FLAGS, O_RDWR);
+        Native.putInt(a + Fuse.CREATE_IN_FLAGS, flags);
         Native.putInt(a + Fuse.CREATE_IN_MODE, mode);
         Native.putInt(a + Fuse.CREATE_IN_UMASK, umask);
+        Native.putInt(a + Fuse.CREATE_IN_OPEN_FLAGS, openFlags);
         Native.copyFromArray(n, 0, a + Fuse.CREATE_IN_SIZE, n.length);
         return c.request(Fuse.CREATE, parent, Fuse.CREATE_IN_SIZE + n.length,
                 16 + Fuse.ENTRY_OUT_SIZE + Fuse.OPEN_OUT_SIZE, TIMEOUT);

@@ -283,6 +283,20 @@ final class FuseQueueHandler implements QueueHandler {
      * Whether an open with {@code hostFlags} failed only for the read access the writeback cache
      * added (a file the caller may write but not read): then it is retried write-only, as asked.
      */
+    /** openat with O_CREAT for CREATE; a write-only open refused read access (writeback) is retried write-only. */
+    private int createOpen(Passthrough.Inode parent, int flags, int guestFlags, int mode) throws NativeException {
+        try {
+            return FsIo.openat(fd(parent), name, (flags | Passthrough.O_CREAT | FsIo.O_NOFOLLOW)
+                    & ~Passthrough.O_NOCTTY, mode);
+        } catch (NativeException e) {
+            if (!readAccessRefused(e, guestFlags, flags)) {
+                throw e;
+            }
+            return FsIo.openat(fd(parent), name, (flags & ~O_ACCMODE | O_WRONLY | Passthrough.O_CREAT
+                    | FsIo.O_NOFOLLOW) & ~Passthrough.O_NOCTTY, mode);
+        }
+    }
+
     private boolean readAccessRefused(NativeException e, int guestFlags, int hostFlags) {
         return e.errno() == Errno.EACCES && (guestFlags & O_ACCMODE) == O_WRONLY && (hostFlags & O_ACCMODE) == O_RDWR;
     }
@@ -774,21 +788,28 @@ final class FuseQueueHandler implements QueueHandler {
                 int flags = hostFlags(guestFlags);
                 int mode = request.argInt(Fuse.CREATE_IN_MODE);
                 creationUmask(Fuse.CREATE_IN_UMASK);
+                boolean kill = (flags & O_TRUNC) != 0
+                        && (request.argInt(Fuse.CREATE_IN_OPEN_FLAGS) & FUSE_OPEN_KILL_SUIDGID) != 0;
+                boolean created = (flags & Passthrough.O_EXCL) != 0;
                 int fd;
-                try {
-                    fd = FsIo.openat(fd(inode), name, (flags | Passthrough.O_CREAT | FsIo.O_NOFOLLOW)
-                            & ~Passthrough.O_NOCTTY, mode);
-                } catch (NativeException e) {
-                    if (!readAccessRefused(e, guestFlags, flags)) {
-                        throw e;
+                if (kill && !created) {
+                    // only a file that was there is truncated and loses setuid/setgid; one this
+                    // CREATE makes keeps the mode the guest gave it (as on a local file system)
+                    try {
+                        fd = createOpen(inode, flags | Passthrough.O_EXCL, guestFlags, mode);
+                        created = true;
+                    } catch (NativeException e) {
+                        if (e.errno() != Errno.EEXIST) {
+                            throw e;
+                        }
+                        fd = createOpen(inode, flags, guestFlags, mode);
                     }
-                    fd = FsIo.openat(fd(inode), name, (flags & ~O_ACCMODE | O_WRONLY | Passthrough.O_CREAT
-                            | FsIo.O_NOFOLLOW) & ~Passthrough.O_NOCTTY, mode);
+                } else {
+                    fd = createOpen(inode, flags, guestFlags, mode);
                 }
                 int entry;
                 try {
-                    if ((flags & O_TRUNC) != 0
-                            && (request.argInt(Fuse.CREATE_IN_OPEN_FLAGS) & FUSE_OPEN_KILL_SUIDGID) != 0) {
+                    if (kill && !created) {
                         killPrivileges(fd); // an existing file, truncated: as an O_TRUNC OPEN
                     }
                     entry = entry(fd(inode), name);
