@@ -77,9 +77,14 @@ public final class BackendLauncher {
         return 0;
     }
 
+    /** Set by bin/vhostj when it started this JVM in a user namespace of its own making. */
+    public static final String LAUNCHER_USER_NAMESPACE = "vhostj.launcher.userns";
+
     /** {@code --socket-group}: the socket to {@code name}, read-write for it. */
     private static void giveSocketToGroup(Path socket, String name) throws java.io.IOException {
-        Sandbox.UserNamespace ns = Sandbox.userNamespace();
+        // only in the user namespace bin/vhostj made does the group database name ids outside
+        // it; a container's own namespace comes with its own /etc/group
+        Sandbox.UserNamespace ns = Boolean.getBoolean(LAUNCHER_USER_NAMESPACE) ? Sandbox.userNamespace() : null;
         if (ns == null) {
             java.nio.file.attribute.GroupPrincipal group = socket.getFileSystem()
                     .getUserPrincipalLookupService().lookupPrincipalByGroupName(name);
