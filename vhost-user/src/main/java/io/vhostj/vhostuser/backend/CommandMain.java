@@ -37,7 +37,8 @@ public final class CommandMain {
         try {
             Native.LIBC.getpid(); // initializes Native: loads libc's bindings
         } catch (Throwable e) {
-            // the command's own first native call reports it (NoClassDefFoundError names Native)
+            // the command's own first native call fails too, but on Java 17 without this cause
+            System.err.println("vhostj: the native calls cannot be bound: " + (e.getCause() != null ? e.getCause() : e));
         }
     }
 }

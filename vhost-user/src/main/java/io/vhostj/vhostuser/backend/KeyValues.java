@@ -21,7 +21,7 @@ public final class KeyValues {
      */
     public static Map<String, String> parse(String option, String spec, Set<String> keys, Set<String> flags) {
         Map<String, String> kv = new LinkedHashMap<>();
-        for (String part : spec.split(",", -1)) {
+        for (String part : spec.split(",")) { // a trailing comma is nothing, an empty part between two is refused
             int eq = part.indexOf('=');
             String key = eq < 0 ? part : part.substring(0, eq);
             if (eq < 0 && !flags.contains(part)) {

@@ -10,7 +10,7 @@ import java.nio.file.Path;
  * Log lines to the local syslog socket, for virtiofsd's {@code --syslog}: each line is one
  * datagram, {@code <PRI>TAG[PID]: text}, facility daemon, its severity read from the
  * slf4j-simple level word at the line's start (the lines of a stack trace keep the severity of
- * the message they follow). The socket is connected when opened, so it keeps working inside a
+ * the message they follow; any other line, an uncaught exception say, is an error). The socket is connected when opened, so it keeps working inside a
  * sandbox where /dev/log is out of reach; it does not block: a line syslog cannot take now is
  * dropped and counted (a stalled syslog must not stall the device's threads).
  */
@@ -87,6 +87,8 @@ public final class Syslog extends OutputStream {
         int s = severityOf(text);
         if (s >= 0) {
             severity = s;
+        } else if (!isContinuation(text)) {
+            severity = 3; // not a log line: an uncaught exception, an error printed before logging began
         }
         byte[] message = ("<" + (FACILITY_DAEMON * 8 + severity) + ">" + prefix + text).getBytes(StandardCharsets.UTF_8);
         int length = Math.min(message.length, MAX_LINE + 256);
@@ -96,6 +98,11 @@ public final class Syslog extends OutputStream {
         } catch (NativeException e) {
             dropped++;
         }
+    }
+
+    /** A stack trace's later lines: indented, or its causes and suppressed exceptions. */
+    static boolean isContinuation(String text) {
+        return Character.isWhitespace(text.charAt(0)) || text.startsWith("Caused by:") || text.startsWith("Suppressed:");
     }
 
     /** The severity of an slf4j-simple line ({@code [thread] LEVEL logger - text}), or -1 (a continuation). */

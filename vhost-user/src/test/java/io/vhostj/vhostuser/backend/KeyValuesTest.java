@@ -26,8 +26,9 @@ class KeyValuesTest {
                 () -> KeyValues.parse("--vm", "socket=/s,colour=red", KEYS)).getMessage());
         assertEquals("--vm socket=/s,read-only: 'read-only' is not key=value", assertThrows(IllegalArgumentException.class,
                 () -> KeyValues.parse("--vm", "socket=/s,read-only", KEYS)).getMessage());
-        assertEquals("--vm socket=/s,: '' is not key=value", assertThrows(IllegalArgumentException.class,
-                () -> KeyValues.parse("--vm", "socket=/s,", KEYS)).getMessage());
+        assertEquals("--vm socket=/s,,path=/p: '' is not key=value", assertThrows(IllegalArgumentException.class,
+                () -> KeyValues.parse("--vm", "socket=/s,,path=/p", KEYS)).getMessage());
+        assertEquals(Map.of("socket", "/s"), KeyValues.parse("--vm", "socket=/s,", KEYS), "a trailing comma, as before");
         assertEquals("--vm socket=/a,socket=/b: socket is given twice", assertThrows(IllegalArgumentException.class,
                 () -> KeyValues.parse("--vm", "socket=/a,socket=/b", KEYS)).getMessage());
         assertEquals("--vm path=/p: socket= is required", assertThrows(IllegalArgumentException.class,

@@ -25,13 +25,21 @@ class SyslogTest {
             out.print("[main] WARN x - no newline yet");
             out.println();
             out.println("plain text from elsewhere");
+            out.println("[main] DEBUG x - quiet");
+            out.println("Exception in thread \"q1\" java.lang.IllegalStateException: boom");
+            out.println("\tat x.y(Z.java:1)");
             assertEquals("<30>vhostj-fs[" + pid + "]: [main] INFO io.vhostj.fs.FsMain - fs: exporting /srv", receive(syslog));
             assertEquals("<27>vhostj-fs[" + pid + "]: [vhostj-fs-q1] ERROR io.vhostj.fs.FuseQueueHandler - it broke",
                     receive(syslog));
             assertEquals("<27>vhostj-fs[" + pid + "]: \tat io.vhostj.fs.FuseQueueHandler.serve(FuseQueueHandler.java:1)",
                     receive(syslog), "a stack trace's line keeps its message's severity");
             assertEquals("<28>vhostj-fs[" + pid + "]: [main] WARN x - no newline yet", receive(syslog));
-            assertEquals("<28>vhostj-fs[" + pid + "]: plain text from elsewhere", receive(syslog));
+            assertEquals("<27>vhostj-fs[" + pid + "]: plain text from elsewhere", receive(syslog),
+                    "a line that is no log line (an uncaught exception) is an error");
+            assertEquals("<31>vhostj-fs[" + pid + "]: [main] DEBUG x - quiet", receive(syslog));
+            assertEquals("<27>vhostj-fs[" + pid + "]: Exception in thread \"q1\" java.lang.IllegalStateException: boom",
+                    receive(syslog), "not at the debug level of the line before it");
+            assertEquals("<27>vhostj-fs[" + pid + "]: \tat x.y(Z.java:1)", receive(syslog));
         }
     }
 
