@@ -22,8 +22,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "fs", mixinStandardHelpOptions = true,
         description = "Drive a vhost-user-fs socket (vhostj fs, virtiofsd) with FUSE requests, --iodepth of them "
-                + "in flight on one request queue (READ and WRITE data in page-aligned buffers of their own, as "
-                + "the Linux driver sends page-cache pages), and print requests/s, MiB/s and p50/p99 latency "
+                + "in flight on one request queue (READ and WRITE data as the Linux driver sends page-cache pages: "
+                + "a descriptor per 4 KiB page, in an indirect table), and print requests/s, MiB/s and p50/p99 latency "
                 + "(per request, from its submission to its completion).")
 public final class FsBench implements Callable<Integer> {
     /** Where sequential WRITEs wrap to offset 0: the file grows to this size if it is smaller. */

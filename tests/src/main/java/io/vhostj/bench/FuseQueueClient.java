@@ -10,17 +10,21 @@ import io.vhostj.vhostuser.protocol.ProtocolFeature;
 import io.vhostj.vhostuser.sys.EventFd;
 import io.vhostj.vhostuser.sys.Native;
 import io.vhostj.vhostuser.sys.NativeException;
+import io.vhostj.vhostuser.virtq.SplitRingLayout;
 import io.vhostj.vhostuser.virtq.VirtioFeatures;
 
 /**
  * The guest's side of a vhost-user-fs device with many FUSE requests in flight on the first
  * request queue, as {@link BlkClient} does for virtio-blk. Each of {@code slots} request slots owns
  * a request buffer (in-header at 0, argument at 40), a reply buffer (out-header at 0, result at 16)
- * and, for READ and WRITE, a page-aligned data buffer in guest RAM; a request is a chain of one
- * readable and, if it expects a reply, one writable descriptor, with the data in a descriptor of
- * its own after the argument (WRITE) or after the out-header (READ), as the Linux driver puts page
- * cache pages: data 16 bytes off a 64-byte boundary makes the kernel's copy several times slower
- * on this machine's CPUs, which a benchmark must not measure in place of the backend. Completions come from polling the used ring, in the
+ * and, for READ and WRITE, a page-aligned data buffer in guest RAM. A request is laid out as the
+ * Linux driver lays out one with page-cache pages: the in-header and argument, then (WRITE) the
+ * data, then the out-header and result, then (READ) the data, the data one 4 KiB page per
+ * descriptor and the whole in an indirect table when the device offers INDIRECT_DESC (as the
+ * driver does for every request of more than one buffer). The pages are posted last to first, so
+ * that no two are adjacent in the order given, as scattered page-cache pages are not. Data 16
+ * bytes off a 64-byte boundary (as this client once sent it) makes the kernel's copy several
+ * times slower on this machine's CPUs, which a benchmark must not measure in place of the backend. Completions come from polling the used ring, in the
  * order the backend finishes them. Allocation-free per request; single-threaded.
  * {@link FuseClient} stays the one-at-a-time client the tests use.
  */
@@ -46,6 +50,9 @@ public final class FuseQueueClient implements AutoCloseable {
     private final long[] outHost;
     private final long[] dataGpa;
     private final long[] dataHost;
+    /** Each slot's indirect descriptor table, or null without INDIRECT_DESC. */
+    private final long[] tableGpa;
+    private final long[] tableHost;
     private final long[] uniqueOfSlot;
     private final int[] slotOfHead;
     private final long[] addrs = new long[3];
@@ -62,10 +69,12 @@ public final class FuseQueueClient implements AutoCloseable {
         frontend = VhostUserFrontend.connect(socket, 5000);
         try {
             long features = frontend.negotiate(
-                    VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX),
+                    VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.RING_EVENT_IDX)
+                            | VirtioFeatures.bit(VirtioFeatures.RING_INDIRECT_DESC),
                     ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.CONFIG)
                             | ProtocolFeature.bit(ProtocolFeature.MQ));
-            long perSlot = align(inBytes) + align(outBytes) + align(dataBytes);
+            boolean indirect = VirtioFeatures.has(features, VirtioFeatures.RING_INDIRECT_DESC);
+            long perSlot = align(inBytes) + align(outBytes) + align(dataBytes) + align(tableBytes(dataBytes));
             long ramSize = (slots * perSlot + 64L * queueSize + (4 << 20) + 0xfffff) & ~0xfffffL;
             ram = new GuestRam(RAM_GPA, ramSize);
             frontend.setMemTable(ram);
@@ -80,6 +89,8 @@ public final class FuseQueueClient implements AutoCloseable {
             outHost = new long[slots];
             dataGpa = new long[slots];
             dataHost = new long[slots];
+            tableGpa = indirect ? new long[slots] : null;
+            tableHost = indirect ? new long[slots] : null;
             for (int i = 0; i < slots; i++) {
                 inGpa[i] = ram.allocate(inBytes, 4096);
                 outGpa[i] = ram.allocate(outBytes, 4096);
@@ -88,6 +99,10 @@ public final class FuseQueueClient implements AutoCloseable {
                 if (dataBytes > 0) {
                     dataGpa[i] = ram.allocate(dataBytes, 4096);
                     dataHost[i] = ram.host(dataGpa[i]);
+                }
+                if (indirect) {
+                    tableGpa[i] = ram.allocate(tableBytes(dataBytes), 16);
+                    tableHost[i] = ram.host(tableGpa[i]);
                 }
             }
             uniqueOfSlot = new long[slots];
@@ -110,6 +125,13 @@ public final class FuseQueueClient implements AutoCloseable {
         }
         return new FuseQueueClient(socket, queueSize, slots, inBytes, outBytes, dataBytes);
     }
+
+    /** An indirect table for a request: in, out and one descriptor per data page. */
+    private static int tableBytes(int dataBytes) {
+        return (2 + (dataBytes + PAGE - 1) / PAGE) * SplitRingLayout.DESC_SIZE;
+    }
+
+    private static final int PAGE = 4096;
 
     private static long align(long n) {
         return (n + 4095) & ~4095L;
@@ -163,6 +185,18 @@ public final class FuseQueueClient implements AutoCloseable {
         Native.putInt(h + Fuse.IN_PID, 1);
         Native.putShort(h + Fuse.IN_TOTAL_EXTLEN, (short) 0);
         Native.putShort(h + Fuse.IN_PADDING, (short) 0);
+        if (tableHost != null && dataBytes > 0) {
+            if (replyBytes > 0) {
+                Native.zero(outHost[slot], Fuse.OUT_HEADER_SIZE);
+            }
+            int head = queue.addIndirect(tableGpa[slot], indirectTable(slot, len, replyBytes, dataBytes, toGuest));
+            if (head < 0) {
+                return false;
+            }
+            uniqueOfSlot[slot] = u;
+            slotOfHead[head] = slot;
+            return true;
+        }
         addrs[0] = inGpa[slot];
         lens[0] = len;
         int n = 1;
@@ -187,6 +221,45 @@ public final class FuseQueueClient implements AutoCloseable {
         uniqueOfSlot[slot] = u;
         slotOfHead[head] = slot;
         return true;
+    }
+
+    /** Fills slot {@code slot}'s indirect table for a request with data; returns its descriptor count. */
+    private int indirectTable(int slot, int inLen, int replyBytes, int dataBytes, boolean toGuest) {
+        long t = tableHost[slot];
+        int i = descriptor(t, 0, inGpa[slot], inLen, false);
+        if (!toGuest) {
+            i = pages(t, i, slot, dataBytes, false);
+        }
+        if (replyBytes > 0) {
+            i = descriptor(t, i, outGpa[slot], replyBytes, true);
+            if (toGuest) {
+                i = pages(t, i, slot, dataBytes, true);
+            }
+        }
+        long last = t + (long) (i - 1) * SplitRingLayout.DESC_SIZE;
+        Native.putShort(last + SplitRingLayout.DESC_FLAGS,
+                (short) (Native.getShort(last + SplitRingLayout.DESC_FLAGS) & ~SplitRingLayout.DESC_F_NEXT));
+        return i;
+    }
+
+    private static int descriptor(long table, int i, long gpa, int length, boolean writable) {
+        long d = table + (long) i * SplitRingLayout.DESC_SIZE;
+        Native.putLong(d + SplitRingLayout.DESC_ADDR, gpa);
+        Native.putInt(d + SplitRingLayout.DESC_LEN, length);
+        Native.putShort(d + SplitRingLayout.DESC_FLAGS,
+                (short) (SplitRingLayout.DESC_F_NEXT | (writable ? SplitRingLayout.DESC_F_WRITE : 0)));
+        Native.putShort(d + SplitRingLayout.DESC_NEXT, (short) (i + 1));
+        return i + 1;
+    }
+
+    /** The data, a descriptor per page, the pages taken last to first (none adjacent to the one before). */
+    private int pages(long table, int i, int slot, int dataBytes, boolean writable) {
+        int pages = (dataBytes + PAGE - 1) / PAGE;
+        for (int p = 0; p < pages; p++) {
+            int length = Math.min(PAGE, dataBytes - p * PAGE);
+            i = descriptor(table, i, dataGpa[slot] + (long) (pages - 1 - p) * PAGE, length, writable);
+        }
+        return i;
     }
 
     /** Publishes queued requests and kicks if the backend wants a kick. */
