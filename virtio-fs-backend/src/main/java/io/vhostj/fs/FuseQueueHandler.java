@@ -302,12 +302,11 @@ final class FuseQueueHandler implements QueueHandler {
     }
 
     // ---- setuid/setgid clearing (FUSE_HANDLE_KILLPRIV_V2, and the direct-I/O write flag) ------
+    // What the guest flags as done by an unprivileged caller runs with CAP_FSETID dropped on this
+    // thread (FsIo.dropFsetid), so the kernel clears the bits by its own rules, in the same call.
 
     private static final int S_IFMT = 0xf000;
-    private static final int S_IFREG = 0x8000;
-    private static final int S_ISUID = 04000;
     private static final int S_ISGID = 02000;
-    private static final int S_IXGRP = 00010;
     /** fuse_write_in.write_flags: a write by a caller without CAP_FSETID. */
     static final int FUSE_WRITE_KILL_SUIDGID = 1 << 2;
     /** fuse_open_in/fuse_create_in.open_flags: an O_TRUNC open by a caller without CAP_FSETID. */
@@ -316,47 +315,6 @@ final class FuseQueueHandler implements QueueHandler {
     static final int FATTR_KILL_SUIDGID = 1 << 11;
     /** fuse_setxattr_in.setxattr_flags: the caller setting an access ACL is not in the file's group. */
     static final int FUSE_SETXATTR_ACL_KILL_SGID = 1;
-
-    /**
-     * The bits a write or truncation by an unprivileged caller takes off {@code mode}, as the
-     * kernel's setattr_should_drop_suidgid: setuid, and setgid where group-execute is set (without
-     * it, setgid means mandatory locking, not privilege). Only regular files have them taken.
-     */
-    static int privilegeBits(int mode) {
-        if ((mode & S_IFMT) != S_IFREG) {
-            return 0;
-        }
-        int bits = mode & S_ISUID;
-        if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) {
-            bits |= S_ISGID;
-        }
-        return bits;
-    }
-
-    /**
-     * Takes setuid/setgid off the file open as {@code fd} (a real descriptor), as the guest asked.
-     * The host kernel would do it only for a caller without CAP_FSETID, and we act as root: so
-     * explicitly, one fstat and (only when a bit is set) one fchmod, rather than dropping
-     * CAP_FSETID around the call (two capset calls on every flagged request, set or not).
-     */
-    private void killPrivileges(int fd) throws NativeException {
-        Native.check("fstat", Native.LIBC.fstat(fd, stat));
-        int mode = Native.getInt(stat + FsIo.ST_MODE);
-        int bits = privilegeBits(mode);
-        if (bits != 0) {
-            FsIo.fchmod(fd, mode & ~bits);
-        }
-    }
-
-    /** The same through the inode's O_PATH descriptor (SETATTR without an open handle). */
-    private void killPrivileges(Passthrough.Inode inode) throws NativeException {
-        FsIo.fstatat(fd(inode), Passthrough.emptyName(), stat, FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
-        int mode = Native.getInt(stat + FsIo.ST_MODE);
-        int bits = privilegeBits(mode);
-        if (bits != 0) {
-            FsIo.fchmodat(FsIo.procSelfFd(), procPath(fd(inode)), mode & 07777 & ~bits, 0);
-        }
-    }
 
     /** OPEN / OPENDIR: a real descriptor with the guest's access mode, as a handle. */
     private int open(int extraFlags) throws ChainException, NativeException {
@@ -370,20 +328,22 @@ final class FuseQueueHandler implements QueueHandler {
             return error(Errno.EROFS);
         }
         int fd;
+        // an O_TRUNC open by an unprivileged caller (killpriv_v2): truncated without CAP_FSETID,
+        // the file loses setuid/setgid in the kernel, as the caller's own open would
+        boolean dropped = (flags & O_TRUNC) != 0
+                && (request.argInt(Fuse.OPEN_IN_OPEN_FLAGS) & FUSE_OPEN_KILL_SUIDGID) != 0 && FsIo.dropFsetid();
         try {
-            fd = fs.reopen(fd(inode), flags, name);
-        } catch (NativeException e) {
-            if (!readAccessRefused(e, guestFlags, flags)) {
-                throw e;
-            }
-            fd = fs.reopen(fd(inode), flags & ~O_ACCMODE | O_WRONLY, name);
-        }
-        if ((flags & O_TRUNC) != 0 && (request.argInt(Fuse.OPEN_IN_OPEN_FLAGS) & FUSE_OPEN_KILL_SUIDGID) != 0) {
             try {
-                killPrivileges(fd);
+                fd = fs.reopen(fd(inode), flags, name);
             } catch (NativeException e) {
-                Native.LIBC.close(fd);
-                throw e;
+                if (!readAccessRefused(e, guestFlags, flags)) {
+                    throw e;
+                }
+                fd = fs.reopen(fd(inode), flags & ~O_ACCMODE | O_WRONLY, name);
+            }
+        } finally {
+            if (dropped) {
+                FsIo.restoreFsetid();
             }
         }
         long out = reply + Fuse.OUT_HEADER_SIZE;
@@ -802,16 +762,21 @@ final class FuseQueueHandler implements QueueHandler {
                         if (e.errno() != Errno.EEXIST) {
                             throw e;
                         }
-                        fd = createOpen(inode, flags, guestFlags, mode);
+                        // an existing file, truncated: as an O_TRUNC OPEN, without CAP_FSETID
+                        boolean dropped = FsIo.dropFsetid();
+                        try {
+                            fd = createOpen(inode, flags, guestFlags, mode);
+                        } finally {
+                            if (dropped) {
+                                FsIo.restoreFsetid();
+                            }
+                        }
                     }
                 } else {
                     fd = createOpen(inode, flags, guestFlags, mode);
                 }
                 int entry;
                 try {
-                    if (kill && !created) {
-                        killPrivileges(fd); // an existing file, truncated: as an O_TRUNC OPEN
-                    }
                     entry = entry(fd(inode), name);
                 } catch (NativeException e) {
                     Native.LIBC.close(fd);
@@ -1335,18 +1300,30 @@ final class FuseQueueHandler implements QueueHandler {
             return error(Errno.EPERM);
         }
         int handle = (valid & FATTR_FH) != 0 ? fs.handle(request.argLong(Fuse.SETATTR_IN_FH)) : -1;
-        if ((valid & FATTR_KILL_SUIDGID) != 0 && (valid & (FATTR_SIZE | FATTR_UID | FATTR_GID)) != 0) {
-            // a truncation or chown by an unprivileged guest caller (killpriv_v2); first, so that a
-            // mode in the same request still has the last word
-            if (handle >= 0) {
-                killPrivileges(handle);
-            } else {
-                killPrivileges(inode);
-            }
-        }
         if ((valid & FATTR_MODE) != 0) {
             FsIo.fchmodat(FsIo.procSelfFd(), procPath(fd(inode)), request.argInt(Fuse.SETATTR_IN_MODE), 0);
         }
+        // a chown or truncation by an unprivileged guest caller (killpriv_v2): done without
+        // CAP_FSETID, so that the kernel clears setuid/setgid as for that caller, in the same call
+        boolean dropped = (valid & FATTR_KILL_SUIDGID) != 0 && (valid & (FATTR_SIZE | FATTR_UID | FATTR_GID)) != 0
+                && FsIo.dropFsetid();
+        try {
+            chownAndTruncate(inode, valid, uid, gid, handle);
+        } finally {
+            if (dropped) {
+                FsIo.restoreFsetid();
+            }
+        }
+        if ((valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) != 0) {
+            putTime(times, valid, FATTR_ATIME, FATTR_ATIME_NOW, Fuse.SETATTR_IN_ATIME, Fuse.SETATTR_IN_ATIMENSEC);
+            putTime(times + 16, valid, FATTR_MTIME, FATTR_MTIME_NOW, Fuse.SETATTR_IN_MTIME, Fuse.SETATTR_IN_MTIMENSEC);
+            FsIo.utimensat(FsIo.procSelfFd(), procPath(fd(inode)), times, 0);
+        }
+        return getattr();
+    }
+
+    private void chownAndTruncate(Passthrough.Inode inode, int valid, long uid, long gid, int handle)
+            throws NativeException {
         if ((valid & (FATTR_UID | FATTR_GID)) != 0) {
             FsIo.fchownat(fd(inode), Passthrough.emptyName(), (int) uid, (int) gid,
                     FsIo.AT_EMPTY_PATH | FsIo.AT_SYMLINK_NOFOLLOW);
@@ -1364,12 +1341,6 @@ final class FuseQueueHandler implements QueueHandler {
                 }
             }
         }
-        if ((valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) != 0) {
-            putTime(times, valid, FATTR_ATIME, FATTR_ATIME_NOW, Fuse.SETATTR_IN_ATIME, Fuse.SETATTR_IN_ATIMENSEC);
-            putTime(times + 16, valid, FATTR_MTIME, FATTR_MTIME_NOW, Fuse.SETATTR_IN_MTIME, Fuse.SETATTR_IN_MTIMENSEC);
-            FsIo.utimensat(FsIo.procSelfFd(), procPath(fd(inode)), times, 0);
-        }
-        return getattr();
     }
 
     private void putTime(long ts, int valid, int set, int now, int secOffset, int nsecOffset) {
@@ -1396,15 +1367,20 @@ final class FuseQueueHandler implements QueueHandler {
         if (from + size > request.argumentsEnd()) {
             return error(Errno.EINVAL);
         }
-        if ((request.argInt(Fuse.WRITE_IN_WRITE_FLAGS) & FUSE_WRITE_KILL_SUIDGID) != 0) {
-            // before the data lands, as the kernel does (file_remove_privs); the Linux driver sets
-            // the flag with killpriv_v2, and on every direct-I/O write, agreed or not
-            killPrivileges(fd);
-        }
         long done = 0;
         if (size > 0) {
             int n = request.chain().toIovecs(false, from, size, iov, FileIo.IOV_MAX);
-            done = transfer(false, fd, iov, n, request.argLong(Fuse.WRITE_IN_OFFSET));
+            // the Linux driver sets the flag with killpriv_v2, and on every direct-I/O write,
+            // agreed or not: written without CAP_FSETID, the kernel clears setuid/setgid itself
+            boolean dropped = (request.argInt(Fuse.WRITE_IN_WRITE_FLAGS) & FUSE_WRITE_KILL_SUIDGID) != 0
+                    && FsIo.dropFsetid();
+            try {
+                done = transfer(false, fd, iov, n, request.argLong(Fuse.WRITE_IN_OFFSET));
+            } finally {
+                if (dropped) {
+                    FsIo.restoreFsetid();
+                }
+            }
         }
         long out = reply + Fuse.OUT_HEADER_SIZE;
         Native.zero(out, Fuse.WRITE_OUT_SIZE);

@@ -330,6 +330,55 @@ public final class FsIo {
         return Native.check("lseek", Native.LIBC.lseek(fd, offset, whence));
     }
 
+    private static final long SYS_CAPGET = 125;
+    private static final long SYS_CAPSET = 126;
+    private static final int CAPABILITY_VERSION_3 = 0x20080522;
+    private static final int CAP_FSETID = 4;
+
+    /** This thread's capabilities as capget first gave them, and the same without CAP_FSETID. */
+    private static final class ThreadCaps {
+        final long header = Native.allocate(8);
+        final long full = Native.allocate(24);
+        final long reduced = Native.allocate(24);
+        final boolean fsetid;
+
+        ThreadCaps() {
+            Native.putInt(header, CAPABILITY_VERSION_3);
+            Native.putInt(header + 4, 0);
+            boolean ok = Native.LIBC.syscall(SYS_CAPGET, header, full, 0, 0, 0, 0) == 0;
+            Native.copy(full, reduced, 24);
+            Native.putInt(reduced, Native.getInt(reduced) & ~(1 << CAP_FSETID)); // data[0].effective
+            fsetid = ok && (Native.getInt(full) & (1 << CAP_FSETID)) != 0;
+        }
+    }
+
+    private static final ThreadLocal<ThreadCaps> CAPS = ThreadLocal.withInitial(ThreadCaps::new);
+
+    /**
+     * Takes CAP_FSETID out of this thread's effective set (capset on the calling thread only), so
+     * that what it writes, truncates or chowns next loses setuid/setgid as for an unprivileged
+     * caller, in the kernel and in the same call (no window for another change of the mode).
+     * Returns whether there was anything to take; {@link #restoreFsetid()} puts it back.
+     */
+    public static boolean dropFsetid() throws NativeException {
+        ThreadCaps c = CAPS.get();
+        if (!c.fsetid) {
+            return false; // unprivileged: the kernel clears the bits anyway
+        }
+        Native.putInt(c.header, CAPABILITY_VERSION_3);
+        Native.putInt(c.header + 4, 0);
+        Native.check("capset", (int) Native.LIBC.syscall(SYS_CAPSET, c.header, c.reduced, 0, 0, 0, 0));
+        return true;
+    }
+
+    /** Undoes {@link #dropFsetid()}. */
+    public static void restoreFsetid() throws NativeException {
+        ThreadCaps c = CAPS.get();
+        Native.putInt(c.header, CAPABILITY_VERSION_3);
+        Native.putInt(c.header + 4, 0);
+        Native.check("capset", (int) Native.LIBC.syscall(SYS_CAPSET, c.header, c.full, 0, 0, 0, 0));
+    }
+
     private static final long SYS_SETFSUID = 122;
     private static final long SYS_SETFSGID = 123;
 
