@@ -17,6 +17,6 @@ public final class BenchMain implements Runnable {
     }
 
     public static void main(String[] args) {
-        System.exit(new CommandLine(new BenchMain()).execute(args));
+        io.vhostj.vhostuser.backend.CommandMain.run("vhostj bench", new BenchMain(), args);
     }
 }

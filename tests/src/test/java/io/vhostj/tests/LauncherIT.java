@@ -71,6 +71,16 @@ class LauncherIT {
     }
 
     @Test
+    void shouldPrintItsVersionForEveryCommand() throws Exception {
+        for (String[] cmd : new String[][] {{"fs", "--version"}, {"blk", "-V"}, {"vsock", "--version"},
+                {"devmapper", "--version"}, {"devmapper", "status", "--version"}, {"bench", "fs", "-V"}}) {
+            Result r = run(cmd);
+            assertEquals(0, r.exit(), String.join(" ", cmd) + ": " + r.stderr());
+            assertEquals("vhostj 0.1.0-SNAPSHOT", r.stdout().strip(), String.join(" ", cmd));
+        }
+    }
+
+    @Test
     void shouldListSubcommandsInHelp() throws Exception {
         Result r = run("--help");
         assertEquals(0, r.exit());

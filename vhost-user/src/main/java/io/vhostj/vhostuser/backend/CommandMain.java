@@ -25,12 +25,36 @@ public final class CommandMain {
         bind.setDaemon(true);
         bind.start();
         CommandLine cl = new CommandLine(command);
+        setVersion(cl, "vhostj " + version());
         cl.setParameterExceptionHandler((e, a) -> {
             e.getCommandLine().getErr().println(name + ": " + e.getMessage() + " (try --help)");
             e.getCommandLine().getErr().flush();
             return 2;
         });
         return cl;
+    }
+
+    /** What --version prints, for the command and every subcommand. */
+    private static void setVersion(CommandLine cl, String version) {
+        cl.getCommandSpec().version(version);
+        for (CommandLine sub : cl.getSubcommands().values()) {
+            setVersion(sub, version);
+        }
+    }
+
+    /** vhostj's version, as the build wrote it into the jar (Maven's pom.properties). */
+    static String version() {
+        try (java.io.InputStream in = CommandMain.class.getResourceAsStream(
+                "/META-INF/maven/io.vhostj/vhost-user/pom.properties")) {
+            if (in != null) {
+                java.util.Properties p = new java.util.Properties();
+                p.load(in);
+                return p.getProperty("version", "(unknown version)");
+            }
+        } catch (java.io.IOException e) {
+            // fall through
+        }
+        return "(unknown version: not run from the built jars)";
     }
 
     private static void bindNativeCalls() {
