@@ -13,8 +13,8 @@ file, and shows, from inside the guest: the disk, an ext4 filesystem made and
 checked on it, a file written and read back after dropping caches, fstrim
 returning space to the host file, and a short fio run. Then the host side: the
 backend's queue counters and the image's allocated size.
-The same guest mounts a host directory exported by 'vhostj fs' (virtio-fs, work
-in progress), reads a file from it and writes one the host then shows; and talks
+The same guest mounts a host directory exported by 'vhostj fs' (virtio-fs, the
+virtiofsd drop-in), reads a file from it and writes one the host then shows; and talks
 to the host over vsock through 'vhostj vsock' (hybrid vsock): the host connects to
 an echo server in the guest, the guest connects to a listener on the host.
 
