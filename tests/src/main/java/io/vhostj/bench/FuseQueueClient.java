@@ -55,8 +55,9 @@ public final class FuseQueueClient implements AutoCloseable {
     private final long[] tableHost;
     private final long[] uniqueOfSlot;
     private final int[] slotOfHead;
-    private final long[] addrs = new long[3];
-    private final int[] lens = new int[3];
+    /** The request being posted, a buffer each: in order, device-readable first. */
+    private final long[] addrs;
+    private final int[] lens;
     private long unique = 1;
     private DriverQueue.UsedConsumer reaper;
     private Completion completion;
@@ -66,6 +67,8 @@ public final class FuseQueueClient implements AutoCloseable {
         this.inBytes = inBytes;
         this.outBytes = outBytes;
         this.dataBytes = dataBytes;
+        this.addrs = new long[2 + (dataBytes + PAGE - 1) / PAGE];
+        this.lens = new int[addrs.length];
         frontend = VhostUserFrontend.connect(socket, 5000);
         try {
             long features = frontend.negotiate(
@@ -185,36 +188,27 @@ public final class FuseQueueClient implements AutoCloseable {
         Native.putInt(h + Fuse.IN_PID, 1);
         Native.putShort(h + Fuse.IN_TOTAL_EXTLEN, (short) 0);
         Native.putShort(h + Fuse.IN_PADDING, (short) 0);
-        if (tableHost != null && dataBytes > 0) {
-            if (replyBytes > 0) {
-                Native.zero(outHost[slot], Fuse.OUT_HEADER_SIZE);
-            }
-            int head = queue.addIndirect(tableGpa[slot], indirectTable(slot, len, replyBytes, dataBytes, toGuest));
-            if (head < 0) {
-                return false;
-            }
-            uniqueOfSlot[slot] = u;
-            slotOfHead[head] = slot;
-            return true;
-        }
+        // with INDIRECT_DESC the data goes a page per descriptor, in a table, as the driver posts it
+        boolean indirect = tableHost != null && dataBytes > 0;
         addrs[0] = inGpa[slot];
         lens[0] = len;
         int n = 1;
-        if (dataBytes > 0 && !toGuest) {
-            addrs[n] = dataGpa[slot];
-            lens[n++] = dataBytes;
+        if (!toGuest) {
+            n = data(n, slot, dataBytes, indirect);
         }
         int readable = n;
         if (replyBytes > 0) {
             Native.zero(outHost[slot], Fuse.OUT_HEADER_SIZE);
             addrs[n] = outGpa[slot];
             lens[n++] = replyBytes;
-            if (dataBytes > 0 && toGuest) {
-                addrs[n] = dataGpa[slot];
-                lens[n++] = dataBytes;
+            if (toGuest) {
+                n = data(n, slot, dataBytes, indirect);
             }
         }
-        int head = queue.add(addrs, lens, readable, n - readable);
+        int head = indirect
+                ? queue.addIndirect(tableGpa[slot], DriverQueue.writeIndirectTable(tableHost[slot], addrs, lens, readable,
+                        n - readable))
+                : queue.add(addrs, lens, readable, n - readable);
         if (head < 0) {
             return false;
         }
@@ -223,43 +217,26 @@ public final class FuseQueueClient implements AutoCloseable {
         return true;
     }
 
-    /** Fills slot {@code slot}'s indirect table for a request with data; returns its descriptor count. */
-    private int indirectTable(int slot, int inLen, int replyBytes, int dataBytes, boolean toGuest) {
-        long t = tableHost[slot];
-        int i = descriptor(t, 0, inGpa[slot], inLen, false);
-        if (!toGuest) {
-            i = pages(t, i, slot, dataBytes, false);
+    /**
+     * Adds the slot's {@code dataBytes} of data (if any) at {@code n}: one buffer, or with
+     * {@code pages} a buffer per 4 KiB page, taken last to first (none adjacent to the one
+     * before, as scattered page-cache pages are not). Returns the new count.
+     */
+    private int data(int n, int slot, int dataBytes, boolean pages) {
+        if (dataBytes == 0) {
+            return n;
         }
-        if (replyBytes > 0) {
-            i = descriptor(t, i, outGpa[slot], replyBytes, true);
-            if (toGuest) {
-                i = pages(t, i, slot, dataBytes, true);
-            }
+        if (!pages) {
+            addrs[n] = dataGpa[slot];
+            lens[n] = dataBytes;
+            return n + 1;
         }
-        long last = t + (long) (i - 1) * SplitRingLayout.DESC_SIZE;
-        Native.putShort(last + SplitRingLayout.DESC_FLAGS,
-                (short) (Native.getShort(last + SplitRingLayout.DESC_FLAGS) & ~SplitRingLayout.DESC_F_NEXT));
-        return i;
-    }
-
-    private static int descriptor(long table, int i, long gpa, int length, boolean writable) {
-        long d = table + (long) i * SplitRingLayout.DESC_SIZE;
-        Native.putLong(d + SplitRingLayout.DESC_ADDR, gpa);
-        Native.putInt(d + SplitRingLayout.DESC_LEN, length);
-        Native.putShort(d + SplitRingLayout.DESC_FLAGS,
-                (short) (SplitRingLayout.DESC_F_NEXT | (writable ? SplitRingLayout.DESC_F_WRITE : 0)));
-        Native.putShort(d + SplitRingLayout.DESC_NEXT, (short) (i + 1));
-        return i + 1;
-    }
-
-    /** The data, a descriptor per page, the pages taken last to first (none adjacent to the one before). */
-    private int pages(long table, int i, int slot, int dataBytes, boolean writable) {
-        int pages = (dataBytes + PAGE - 1) / PAGE;
-        for (int p = 0; p < pages; p++) {
-            int length = Math.min(PAGE, dataBytes - p * PAGE);
-            i = descriptor(table, i, dataGpa[slot] + (long) (pages - 1 - p) * PAGE, length, writable);
+        int count = (dataBytes + PAGE - 1) / PAGE;
+        for (int p = 0; p < count; p++) {
+            addrs[n] = dataGpa[slot] + (long) (count - 1 - p) * PAGE;
+            lens[n++] = Math.min(PAGE, dataBytes - p * PAGE);
         }
-        return i;
+        return n;
     }
 
     /** Publishes queued requests and kicks if the backend wants a kick. */

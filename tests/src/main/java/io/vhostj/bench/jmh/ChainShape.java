@@ -1,18 +1,11 @@
 package io.vhostj.bench.jmh;
 
-import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_ADDR;
-import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_FLAGS;
-import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_F_NEXT;
-import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_F_WRITE;
-import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_LEN;
-import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_NEXT;
 import static io.vhostj.vhostuser.virtq.SplitRingLayout.DESC_SIZE;
 
 import io.vhostj.vhostuser.frontend.DriverQueue;
 import io.vhostj.vhostuser.frontend.GuestRam;
 import io.vhostj.vhostuser.memory.GuestMemory;
 import io.vhostj.vhostuser.memory.GuestMemoryException;
-import io.vhostj.vhostuser.sys.Native;
 import io.vhostj.vhostuser.virtq.DescriptorChain;
 
 /**
@@ -64,16 +57,8 @@ final class ChainShape {
             case "indirect3": {
                 ChainShape inner = blk(ram, 1, -1);
                 long table = ram.allocate((long) DESC_SIZE * inner.lens.length, DESC_SIZE);
-                long t = ram.host(table);
-                int n = inner.lens.length;
-                for (int i = 0; i < n; i++) {
-                    long d = t + (long) i * DESC_SIZE;
-                    Native.putLong(d + DESC_ADDR, inner.addrs[i]);
-                    Native.putInt(d + DESC_LEN, inner.lens[i]);
-                    int flags = (i >= inner.readable ? DESC_F_WRITE : 0) | (i < n - 1 ? DESC_F_NEXT : 0);
-                    Native.putShort(d + DESC_FLAGS, (short) flags);
-                    Native.putShort(d + DESC_NEXT, (short) (i < n - 1 ? i + 1 : 0));
-                }
+                DriverQueue.writeIndirectTable(ram.host(table), inner.addrs, inner.lens, inner.readable,
+                        inner.lens.length - inner.readable);
                 return new ChainShape(inner.addrs, inner.lens, inner.readable, table);
             }
             default:

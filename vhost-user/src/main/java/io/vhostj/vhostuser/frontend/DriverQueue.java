@@ -124,6 +124,23 @@ public final class DriverQueue {
     }
 
     /**
+     * Writes an indirect descriptor table at host address {@code table}: {@code readable}
+     * device-readable buffers, then {@code writable} device-writable ones, chained in order, as
+     * {@link #add} lays a chain in the ring. Returns the descriptor count, for {@link #addIndirect}.
+     */
+    public static int writeIndirectTable(long table, long[] addrs, int[] lens, int readable, int writable) {
+        int n = readable + writable;
+        for (int i = 0; i < n; i++) {
+            long d = table + (long) i * DESC_SIZE;
+            Native.putLong(d + DESC_ADDR, addrs[i]);
+            Native.putInt(d + DESC_LEN, lens[i]);
+            Native.putShort(d + DESC_FLAGS, (short) ((i >= readable ? DESC_F_WRITE : 0) | (i < n - 1 ? DESC_F_NEXT : 0)));
+            Native.putShort(d + DESC_NEXT, (short) (i < n - 1 ? i + 1 : 0));
+        }
+        return n;
+    }
+
+    /**
      * Places a single INDIRECT descriptor pointing at a table the caller built at {@code tableGpa}
      * ({@code count} descriptors). Returns the head, or -1.
      */
